@@ -210,6 +210,12 @@ func (c *conn) work() {
 func (c *conn) handle(frame []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.respondLocked(frame)
+}
+
+// respondLocked dispatches a request and writes its response and the pending events; the
+// caller holds mu.
+func (c *conn) respondLocked(frame []byte) {
 	resp := c.srv.dispatch(c, frame)
 	b, err := json.Marshal(resp)
 	if err != nil {

@@ -89,8 +89,8 @@ func TestEventQueuesOrderingAndDrops(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c.Emit(protocol.EventEndpointStateChanged, map[string]int{"n": i})
 	}
+	c.respondLocked([]byte(`{"id":"x","method":"session.list"}`))
 	c.mu.Unlock()
-	c.handle([]byte(`{"id":"x","method":"session.list"}`))
 
 	if m := h.read(t); string(m["id"]) != `"x"` {
 		t.Fatalf("first message is not the response: %v", m)
@@ -121,8 +121,8 @@ func TestCriticalOverflowsIntoNormal(t *testing.T) {
 	c.mu.Lock()
 	c.Emit(protocol.EventRecordingStopped, map[string]int{"n": 0})
 	c.Emit(protocol.EventRecordingStopped, map[string]int{"n": 1})
+	c.respondLocked([]byte(`{"id":"y","method":"session.list"}`))
 	c.mu.Unlock()
-	c.handle([]byte(`{"id":"y","method":"session.list"}`))
 	h.read(t) // response
 	for i := 0; i < 2; i++ {
 		if m := h.read(t); eventName(m) != protocol.EventRecordingStopped {

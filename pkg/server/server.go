@@ -16,6 +16,7 @@ import (
 	"github.com/rtpbridge/rtpbridge/pkg/config"
 	"github.com/rtpbridge/rtpbridge/pkg/control"
 	"github.com/rtpbridge/rtpbridge/pkg/metrics"
+	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 	"github.com/rtpbridge/rtpbridge/pkg/session"
 )
 
@@ -46,6 +47,10 @@ type Server struct {
 // New builds a server and binds its listeners; nothing is served until Start.
 func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 	m := metrics.New()
+	ports, err := rtpnet.NewPortAllocator(cfg.MediaIP, cfg.RTPPortRange[0], cfg.RTPPortRange[1])
+	if err != nil {
+		return nil, fmt.Errorf("rtp_port_range: %w", err)
+	}
 	mgr := session.NewManager(session.Options{
 		MaxSessions:       cfg.MaxSessions,
 		DisconnectTimeout: secs(cfg.DisconnectTimeoutSecs),
@@ -54,6 +59,7 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 		CommandTimeout:    tune.CommandTimeout,
 		BeforeCommand:     tune.BeforeCommand,
 		Media: session.MediaOptions{
+			Ports:              ports,
 			MediaIP:            cfg.MediaIP,
 			RTPPortRange:       cfg.RTPPortRange,
 			MaxEndpoints:       cfg.MaxEndpointsPerSession,

@@ -269,6 +269,10 @@ func (s *Session) run() {
 			s.ending = true
 		case now := <-tick.C:
 			s.checkTimers(now)
+		case d := <-s.media.packets:
+			s.media.handlePacket(d)
+		case <-s.media.statsC():
+			s.media.emitStats(time.Now())
 		case ev := <-s.media.events:
 			s.handleMediaEvent(ev)
 		case <-s.quit:

@@ -1,0 +1,392 @@
+package endpoint
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
+	"github.com/rtpbridge/rtpbridge/pkg/rtpstats"
+	"github.com/rtpbridge/rtpbridge/pkg/sdp"
+)
+
+// Datagram is one packet read from a media socket, on its way to the session loop. Datagrams
+// come from a fixed pool per endpoint and go back with Release, so reading allocates nothing.
+type Datagram struct {
+	From       *RTP
+	RTCPSocket bool // read on the odd (RTCP) socket
+	Src        netip.AddrPort
+	At         time.Time
+	N          int
+	Buf        [rtpnet.ReadBufferSize]byte
+}
+
+// Bytes is the datagram's content.
+func (d *Datagram) Bytes() []byte { return d.Buf[:d.N] }
+
+// datagramPool is how many datagrams an endpoint may have in flight to its session.
+const datagramPool = 64
+
+// learningWindow is PROTOCOL.md §14's symmetric-RTP window.
+const learningWindow = 5 * time.Second
+
+// rtcpInterval is PROTOCOL.md §28's RTCP report interval.
+const rtcpInterval = 5 * time.Second
+
+// RTP is a plain RTP (optionally SDES-SRTP) leg: an even/odd UDP port pair on media_ip.
+type RTP struct {
+	id        uuid.UUID
+	direction Direction
+	state     State
+	created   time.Time
+	pair      *rtpnet.PortPair
+	mediaIP   netip.Addr
+
+	// Negotiation.
+	offer      *sdp.OfferState // our pending offer (create_offer), until an answer arrives
+	neg        sdp.Negotiated
+	negotiated bool
+	version    uint64 // o= version of our last SDP
+
+	learner *rtpnet.Learner
+	recv    *rtpstats.Receiver
+	send    *rtpstats.Sender
+	out     *OutStream
+
+	lastMedia time.Time // last valid inbound RTP
+	timedOut  bool
+	nextRTCP  time.Time
+
+	invalid uint64 // datagrams dropped as malformed
+
+	sendBuf [rtpnet.MaxDatagramSize]byte
+	rtcpBuf [rtpnet.MaxDatagramSize]byte
+
+	free    chan *Datagram
+	stop    chan struct{}
+	readers sync.WaitGroup
+	closed  bool
+}
+
+// NewRTP allocates a port pair for a new leg. Nothing is read until Start.
+func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, now time.Time) (*RTP, error) {
+	pair, err := ports.Allocate()
+	if err != nil {
+		return nil, err
+	}
+	e := &RTP{
+		id:        id,
+		direction: dir,
+		state:     StateNew,
+		created:   now,
+		pair:      pair,
+		mediaIP:   ports.MediaIP(),
+		learner:   rtpnet.NewLearner(netip.AddrPort{}, now),
+		recv:      rtpstats.NewReceiver(8000),
+		out:       NewOutStream(8000),
+		free:      make(chan *Datagram, datagramPool),
+		stop:      make(chan struct{}),
+		version:   1,
+	}
+	e.send = rtpstats.NewSender(e.out.SSRC(), 8000)
+	for i := 0; i < datagramPool; i++ {
+		e.free <- &Datagram{From: e}
+	}
+	return e, nil
+}
+
+// ID is the endpoint's UUID.
+func (e *RTP) ID() uuid.UUID { return e.id }
+
+// Direction is the routing direction.
+func (e *RTP) Direction() Direction { return e.direction }
+
+// State is the current state.
+func (e *RTP) State() State { return e.state }
+
+// SetState changes the state and reports whether it changed.
+func (e *RTP) SetState(s State) (old State, changed bool) {
+	old = e.state
+	e.state = s
+	return old, old != s
+}
+
+// Port is the RTP (even) port.
+func (e *RTP) Port() uint16 { return uint16(e.pair.Port()) }
+
+// Negotiated is the outcome of the SDP exchange; ok is false before it completed.
+func (e *RTP) Negotiated() (sdp.Negotiated, bool) { return e.neg, e.negotiated }
+
+// Codec is the send codec name, "" before negotiation or when none was agreed.
+func (e *RTP) Codec() string {
+	if !e.negotiated {
+		return ""
+	}
+	return e.neg.Codec
+}
+
+// Remote is where media goes (invalid while unknown).
+func (e *RTP) Remote() netip.AddrPort { return e.learner.Remote() }
+
+// CanSend reports whether media can be sent: a codec is agreed and the peer's address known
+// (D7: no need to wait for the peer's first packet).
+func (e *RTP) CanSend() bool {
+	return e.negotiated && e.neg.Codec != "" && e.learner.Remote().IsValid()
+}
+
+// Invalid is the number of inbound datagrams dropped as malformed.
+func (e *RTP) Invalid() uint64 { return e.invalid }
+
+// Receiver exposes inbound statistics.
+func (e *RTP) Receiver() *rtpstats.Receiver { return e.recv }
+
+// Sender exposes outbound statistics (packets, octets, RTT).
+func (e *RTP) Sender() *rtpstats.Sender { return e.send }
+
+// Out is the endpoint's outgoing stream.
+func (e *RTP) Out() *OutStream { return e.out }
+
+// LastMedia is when the last valid inbound RTP packet arrived (zero if never).
+func (e *RTP) LastMedia() time.Time { return e.lastMedia }
+
+// Created is when the endpoint was created.
+func (e *RTP) Created() time.Time { return e.created }
+
+// TimedOut and SetTimedOut track the media-timeout outage (one event per outage).
+func (e *RTP) TimedOut() bool { return e.timedOut }
+
+// SetTimedOut marks or clears the outage.
+func (e *RTP) SetTimedOut(v bool) { e.timedOut = v }
+
+// CreateOffer builds our offer (endpoint.create_offer) and remembers it for accept_answer.
+func (e *RTP) CreateOffer(codecs []string) ([]byte, error) {
+	offer, err := sdp.BuildOffer(sdp.OfferParams{
+		EndpointID: e.id, Version: e.version, MediaIP: e.mediaIP, Port: e.Port(), Codecs: codecs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build offer: %w", err)
+	}
+	e.offer = &sdp.OfferState{Codecs: codecs}
+	return offer, nil
+}
+
+// AnswerOffer negotiates from a peer's offer (endpoint.create_from_offer) and returns our answer.
+func (e *RTP) AnswerOffer(offer *sdp.Description, codecs []string) ([]byte, error) {
+	answer, neg, err := sdp.BuildAnswer(offer, sdp.AnswerParams{
+		EndpointID: e.id, Version: e.version, MediaIP: e.mediaIP, Port: e.Port(), Codecs: codecs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.apply(neg)
+	return answer, nil
+}
+
+// AcceptAnswer applies the peer's answer to our pending offer (endpoint.accept_answer).
+func (e *RTP) AcceptAnswer(answer *sdp.Description) error {
+	if e.offer == nil {
+		return errors.New("No pending offer to accept answer for")
+	}
+	neg, err := sdp.AcceptAnswer(*e.offer, answer)
+	if err != nil {
+		return err
+	}
+	e.offer = nil
+	e.apply(neg)
+	return nil
+}
+
+func (e *RTP) apply(neg sdp.Negotiated) {
+	e.neg = neg
+	e.negotiated = true
+	clock := neg.ClockRate
+	if clock == 0 {
+		clock = 8000
+	}
+	e.recv.SetClockRate(clock)
+	e.send.SetClockRate(clock)
+	e.out.SetClock(clock)
+	if neg.RemoteAddr.IsValid() {
+		e.learner.SetRemote(neg.RemoteAddr)
+	}
+}
+
+// Start runs the socket readers; each datagram is handed to deliver, which returns false when
+// the session cannot take it (the datagram is then released and dropped).
+func (e *RTP) Start(deliver func(*Datagram) bool) {
+	for _, sock := range []struct {
+		conn *net.UDPConn
+		rtcp bool
+	}{{e.pair.RTP, false}, {e.pair.RTCP, true}} {
+		e.readers.Add(1)
+		go e.read(sock.conn, sock.rtcp, deliver)
+	}
+}
+
+func (e *RTP) read(conn *net.UDPConn, rtcp bool, deliver func(*Datagram) bool) {
+	defer e.readers.Done()
+	for {
+		var d *Datagram
+		select {
+		case d = <-e.free:
+		case <-e.stop:
+			return
+		}
+		n, src, err := conn.ReadFromUDPAddrPort(d.Buf[:])
+		if err != nil {
+			e.free <- d
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP port unreachable and the like: keep reading
+		}
+		d.N, d.Src, d.At, d.RTCPSocket = n, src, time.Now(), rtcp
+		if !deliver(d) {
+			e.free <- d
+		}
+	}
+}
+
+// Release returns a datagram to the pool once the session is done with it.
+func (e *RTP) Release(d *Datagram) { e.free <- d }
+
+// Close stops the readers and releases the ports. Safe to call twice.
+func (e *RTP) Close() {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	close(e.stop)
+	_ = e.pair.Close()
+	e.readers.Wait()
+}
+
+// InboundKind says what Receive found in a datagram.
+type InboundKind uint8
+
+// Inbound kinds.
+const (
+	InboundDrop  InboundKind = iota // invalid, or nothing for the session to do
+	InboundMedia                    // an RTP packet for routing
+	InboundRTCP                     // an RTCP compound was processed
+)
+
+// Inbound is the result of Receive, filled into caller-owned memory.
+type Inbound struct {
+	Kind    InboundKind
+	Header  rtpnet.RTPHeader
+	Payload []byte
+	DTMF    bool          // the payload type is the negotiated telephone-event
+	Bye     *rtpstats.Bye // a BYE in the RTCP compound
+	First   bool          // the first valid RTP packet ever
+	Resumed bool          // media after a media-timeout outage
+}
+
+// Receive processes one datagram on the session loop: classification, header parsing,
+// statistics, symmetric-RTP learning, RTCP. The payload aliases the datagram; use it before
+// Release.
+func (e *RTP) Receive(d *Datagram, in *Inbound) {
+	in.Kind, in.Payload, in.DTMF, in.Bye, in.First, in.Resumed = InboundDrop, nil, false, nil, false, false
+	b := d.Bytes()
+	var kind rtpnet.Kind
+	if d.RTCPSocket {
+		kind = rtpnet.ClassifyRTCPSocket(b)
+	} else {
+		kind = rtpnet.Classify(b, e.negotiated && e.neg.RTCPMux)
+	}
+	switch kind {
+	case rtpnet.KindRTP:
+		payload, err := rtpnet.ParseRTP(b, &in.Header)
+		if err != nil {
+			e.invalid++
+			return
+		}
+		e.learner.Observe(d.Src, d.At)
+		e.recv.Update(in.Header.SequenceNumber, in.Header.Timestamp, in.Header.SSRC, len(payload), d.At)
+		in.First = e.lastMedia.IsZero()
+		in.Resumed = e.timedOut
+		e.timedOut = false
+		e.lastMedia = d.At
+		in.Kind, in.Payload = InboundMedia, payload
+		in.DTMF = e.isTelephoneEvent(in.Header.PayloadType)
+	case rtpnet.KindRTCP:
+		e.receiveRTCP(b, d.At, in)
+	case rtpnet.KindSTUN, rtpnet.KindDTLS:
+		// Not ours on a plain RTP leg; harmless.
+	default:
+		e.invalid++
+	}
+}
+
+// isTelephoneEvent classifies DTMF packets (PROTOCOL.md §16): the negotiated telephone-event
+// PT, or with none negotiated the usual 101, 96 and 126.
+func (e *RTP) isTelephoneEvent(pt uint8) bool {
+	if e.negotiated && e.neg.TelephoneEventPT != 0 {
+		return pt == e.neg.TelephoneEventPT
+	}
+	return pt == 101 || pt == 96 || pt == 126
+}
+
+func (e *RTP) receiveRTCP(b []byte, now time.Time, in *Inbound) {
+	c, err := rtpstats.ParseRTCP(b)
+	if err != nil {
+		e.invalid++
+		return
+	}
+	for _, sr := range c.SenderReports {
+		e.recv.OnSR(sr.SSRC, sr.NTPTime, now)
+	}
+	for _, rb := range c.Reports {
+		if rb.SSRC == e.out.SSRC() {
+			e.send.OnReportBlock(rb, now)
+		}
+	}
+	in.Kind, in.Bye = InboundRTCP, c.Bye
+}
+
+// SendRTP sends one RTP packet with the given header (SSRC is ours) and payload to the peer.
+// It returns the number of payload bytes sent, 0 when the peer is unknown.
+func (e *RTP) SendRTP(h *rtpnet.RTPHeader, payload []byte, now time.Time) (int, error) {
+	remote := e.learner.Remote()
+	if !remote.IsValid() || e.closed {
+		return 0, nil
+	}
+	h.SSRC = e.out.SSRC()
+	n, _ := rtpnet.PutRTPHeader(e.sendBuf[:], h)
+	if n+len(payload) > len(e.sendBuf) {
+		return 0, fmt.Errorf("rtp packet of %d bytes too large", n+len(payload))
+	}
+	n += copy(e.sendBuf[n:], payload)
+	if _, err := e.pair.RTP.WriteToUDPAddrPort(e.sendBuf[:n], remote); err != nil {
+		return 0, err
+	}
+	e.send.OnSent(h.Timestamp, len(payload), now)
+	return len(payload), nil
+}
+
+// Tick sends the periodic RTCP report when it is due (every 5 s once the remote SSRC is known
+// and the peer's address is known, PROTOCOL.md §14 and D7).
+func (e *RTP) Tick(now time.Time) {
+	if _, ok := e.recv.SSRC(); !ok || !e.learner.Remote().IsValid() || e.closed {
+		return
+	}
+	if now.Before(e.nextRTCP) {
+		return
+	}
+	e.nextRTCP = now.Add(rtcpInterval)
+	n, err := rtpstats.BuildSR(e.rtcpBuf[:], e.send, e.recv, now)
+	if err != nil {
+		return
+	}
+	mux := e.neg.RTCPMux
+	conn := e.pair.RTCP
+	if mux {
+		conn = e.pair.RTP
+	}
+	_, _ = conn.WriteToUDPAddrPort(e.rtcpBuf[:n], e.learner.RTCPRemote(mux))
+}

@@ -1,0 +1,214 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
+	"github.com/rtpbridge/rtpbridge/pkg/protocol"
+	"github.com/rtpbridge/rtpbridge/pkg/sdp"
+)
+
+// lookupMediaMethod resolves endpoint and statistics methods.
+func lookupMediaMethod(name string) (Method, bool) {
+	switch name {
+	case "endpoint.create_offer":
+		return newMethod(name, (*Session).createOffer), true
+	case "endpoint.create_from_offer":
+		return newMethod(name, (*Session).createFromOffer), true
+	case "endpoint.accept_answer":
+		return newMethod(name, (*Session).acceptAnswer), true
+	case "endpoint.remove":
+		return newMethod(name, (*Session).removeEndpoint), true
+	case "stats.subscribe":
+		return newMethod(name, (*Session).statsSubscribe), true
+	case "stats.unsubscribe":
+		return newMethod(name, func(s *Session, _ *noParams) (any, error) { return s.media.statsUnsubscribe(), nil }), true
+	}
+	return Method{}, false
+}
+
+func endpointError(format string, args ...any) error {
+	return protocol.Errorf(protocol.CodeEndpointError, format, args...)
+}
+
+// codecList is the `codecs` parameter: a preference order of codec names (D10).
+type codecList []string
+
+func (c *codecList) resolve() error {
+	if *c == nil {
+		return nil
+	}
+	resolved, err := sdp.ResolveCodecs(*c)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeInvalidParams, "codecs: %v", err)
+	}
+	*c = resolved
+	return nil
+}
+
+type createOfferParams struct {
+	Type      *string            `json:"type"`
+	Direction endpoint.Direction `json:"direction"`
+	SRTP      bool               `json:"srtp"`
+	Codecs    codecList          `json:"codecs"`
+}
+
+func (p *createOfferParams) validate() error {
+	if p.Type == nil {
+		return errors.New("missing field `type`")
+	}
+	if *p.Type != "rtp" && *p.Type != "webrtc" {
+		return fmt.Errorf("unknown endpoint type %q, expected rtp or webrtc", *p.Type)
+	}
+	if p.Direction == "" {
+		p.Direction = endpoint.SendRecv
+	}
+	return p.Codecs.resolve()
+}
+
+func (s *Session) createOffer(p *createOfferParams) (any, error) {
+	if *p.Type == "webrtc" {
+		return nil, endpointError("WebRTC endpoints are not supported by this rtpbridge build")
+	}
+	if p.SRTP {
+		return nil, endpointError("SRTP endpoints are not supported by this rtpbridge build")
+	}
+	if s.media.full() {
+		return nil, endpointError("MAX_ENDPOINTS_REACHED")
+	}
+	now := time.Now()
+	ep, err := endpoint.NewRTP(uuid.New(), p.Direction, s.media.opts.Ports, now)
+	if err != nil {
+		return nil, endpointError("%v", err)
+	}
+	offer, err := ep.CreateOffer(p.Codecs)
+	if err != nil {
+		ep.Close()
+		return nil, endpointError("%v", err)
+	}
+	s.media.add(ep, now)
+	return map[string]string{"endpoint_id": ep.ID().String(), "sdp_offer": string(offer)}, nil
+}
+
+type createFromOfferParams struct {
+	SDP       *string            `json:"sdp"`
+	Direction endpoint.Direction `json:"direction"`
+	Codecs    codecList          `json:"codecs"`
+}
+
+func (p *createFromOfferParams) validate() error {
+	if p.SDP == nil {
+		return errors.New("missing field `sdp`")
+	}
+	if p.Direction == "" {
+		p.Direction = endpoint.SendRecv
+	}
+	return p.Codecs.resolve()
+}
+
+// checkSDP applies max_sdp_size_kb (INVALID_PARAMS `SDP too large`).
+func (m *mediaState) checkSDP(raw string) error {
+	if err := sdp.CheckSize([]byte(raw), m.opts.MaxSDPBytes); err != nil {
+		return protocol.Errorf(protocol.CodeInvalidParams, "%s", err.Error())
+	}
+	return nil
+}
+
+func (s *Session) createFromOffer(p *createFromOfferParams) (any, error) {
+	if err := s.media.checkSDP(*p.SDP); err != nil {
+		return nil, err
+	}
+	raw := []byte(*p.SDP)
+	if sdp.IsWebRTC(raw) {
+		return nil, endpointError("WebRTC endpoints are not supported by this rtpbridge build")
+	}
+	offer, err := sdp.Parse(raw)
+	if err != nil {
+		return nil, endpointError("%v", err)
+	}
+	if len(offer.Crypto) > 0 && offer.Profile.Secure() {
+		return nil, endpointError("SRTP offers are not supported by this rtpbridge build")
+	}
+	if s.media.full() {
+		return nil, endpointError("MAX_ENDPOINTS_REACHED")
+	}
+	now := time.Now()
+	ep, err := endpoint.NewRTP(uuid.New(), p.Direction, s.media.opts.Ports, now)
+	if err != nil {
+		return nil, endpointError("%v", err)
+	}
+	answer, err := ep.AnswerOffer(offer, p.Codecs)
+	if err != nil {
+		ep.Close()
+		return nil, endpointError("%v", err)
+	}
+	s.media.add(ep, now)
+	return map[string]string{"endpoint_id": ep.ID().String(), "sdp_answer": string(answer)}, nil
+}
+
+type endpointRef struct {
+	EndpointID *uuid.UUID `json:"endpoint_id"`
+}
+
+func (p *endpointRef) validate() error {
+	if p.EndpointID == nil {
+		return errors.New("missing field `endpoint_id`")
+	}
+	return nil
+}
+
+// leg finds an endpoint of this session (`Endpoint not found` otherwise).
+func (m *mediaState) leg(id uuid.UUID) (*leg, error) {
+	l, ok := m.byID[id]
+	if !ok {
+		return nil, endpointError("Endpoint not found")
+	}
+	return l, nil
+}
+
+type acceptAnswerParams struct {
+	endpointRef
+	SDP *string `json:"sdp"`
+}
+
+func (p *acceptAnswerParams) validate() error {
+	if err := p.endpointRef.validate(); err != nil {
+		return err
+	}
+	if p.SDP == nil {
+		return errors.New("missing field `sdp`")
+	}
+	return nil
+}
+
+func (s *Session) acceptAnswer(p *acceptAnswerParams) (any, error) {
+	if err := s.media.checkSDP(*p.SDP); err != nil {
+		return nil, err
+	}
+	l, err := s.media.leg(*p.EndpointID)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := sdp.Parse([]byte(*p.SDP))
+	if err != nil {
+		return nil, endpointError("%v", err)
+	}
+	if err := l.ep.AcceptAnswer(answer); err != nil {
+		return nil, endpointError("%v", err)
+	}
+	s.media.rebuild()
+	return nil, nil
+}
+
+func (s *Session) removeEndpoint(p *endpointRef) (any, error) {
+	l, err := s.media.leg(*p.EndpointID)
+	if err != nil {
+		return nil, err
+	}
+	s.media.remove(l, time.Now())
+	return nil, nil
+}
