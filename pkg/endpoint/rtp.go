@@ -285,13 +285,14 @@ type Inbound struct {
 	Bye     *rtpstats.Bye // a BYE in the RTCP compound
 	First   bool          // the first valid RTP packet ever
 	Resumed bool          // media after a media-timeout outage
+	Invalid bool          // the datagram was malformed and dropped
 }
 
 // Receive processes one datagram on the session loop: classification, header parsing,
 // statistics, symmetric-RTP learning, RTCP. The payload aliases the datagram; use it before
 // Release.
 func (e *RTP) Receive(d *Datagram, in *Inbound) {
-	in.Kind, in.Payload, in.DTMF, in.Bye, in.First, in.Resumed = InboundDrop, nil, false, nil, false, false
+	in.Kind, in.Payload, in.DTMF, in.Bye, in.First, in.Resumed, in.Invalid = InboundDrop, nil, false, nil, false, false, false
 	b := d.Bytes()
 	var kind rtpnet.Kind
 	if d.RTCPSocket {
@@ -304,6 +305,7 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 		payload, err := rtpnet.ParseRTP(b, &in.Header)
 		if err != nil {
 			e.invalid++
+			in.Invalid = true
 			return
 		}
 		e.learner.Observe(d.Src, d.At)
@@ -320,6 +322,7 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 		// Not ours on a plain RTP leg; harmless.
 	default:
 		e.invalid++
+		in.Invalid = true
 	}
 }
 
@@ -336,6 +339,7 @@ func (e *RTP) receiveRTCP(b []byte, now time.Time, in *Inbound) {
 	c, err := rtpstats.ParseRTCP(b)
 	if err != nil {
 		e.invalid++
+		in.Invalid = true
 		return
 	}
 	for _, sr := range c.SenderReports {

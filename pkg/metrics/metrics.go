@@ -28,6 +28,10 @@ type Metrics struct {
 	DTMFEvents       prometheus.Counter
 	TranscodeErrors  prometheus.Counter
 	EventsDropped    prometheus.Counter
+
+	// PacketsInvalid is an extension beyond PROTOCOL.md §25: inbound media datagrams dropped as
+	// malformed (garbage, truncated, oversized, wrong version), so an operator can see them.
+	PacketsInvalid prometheus.Counter
 }
 
 // New creates the collectors and registers them, together with the Go runtime and process
@@ -53,11 +57,12 @@ func New() *Metrics {
 		DTMFEvents:       counter("rtpbridge_dtmf_events_total", "DTMF events detected."),
 		TranscodeErrors:  counter("rtpbridge_transcode_errors_total", "Transcode errors (decode or encode failures)."),
 		EventsDropped:    counter("rtpbridge_events_dropped_total", "Events dropped due to channel backpressure."),
+		PacketsInvalid:   counter("rtpbridge_packets_invalid_total", "Inbound media datagrams dropped as malformed."),
 	}
 	m.registry.MustRegister(
 		m.SessionsTotal, m.SessionsActive, m.EndpointsTotal, m.EndpointsActive,
 		m.PacketsRouted, m.PacketsRecorded, m.RecordingsActive, m.SRTPErrors,
-		m.DTMFEvents, m.TranscodeErrors, m.EventsDropped,
+		m.DTMFEvents, m.TranscodeErrors, m.EventsDropped, m.PacketsInvalid,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -172,6 +172,9 @@ func (m *mediaState) handlePacket(d *endpoint.Datagram) {
 	m.s.touch(now)
 	in := &m.in
 	ep.Receive(d, in)
+	if in.Invalid {
+		m.s.mgr.metrics.PacketsInvalid.Inc()
+	}
 	switch in.Kind {
 	case endpoint.InboundMedia:
 		if st := ep.State(); st == endpoint.StateNew || st == endpoint.StateDisconnected {
