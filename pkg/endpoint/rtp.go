@@ -252,6 +252,10 @@ func (e *RTP) read(conn *net.UDPConn, rtcp bool, deliver func(*Datagram) bool) {
 	}
 }
 
+// Acquire takes a datagram from the pool, for callers that inject packets without a socket
+// (benchmarks of the session's packet path). It blocks while the pool is empty.
+func (e *RTP) Acquire() *Datagram { return <-e.free }
+
 // Release returns a datagram to the pool once the session is done with it.
 func (e *RTP) Release(d *Datagram) { e.free <- d }
 

@@ -474,7 +474,7 @@ func TestGarbageDatagramsAreDroppedAndCounted(t *testing.T) {
 	}
 }
 
-func mPort(t *testing.T, sdp string) int {
+func mPort(t testing.TB, sdp string) int {
 	t.Helper()
 	var port int
 	i := strings.Index(sdp, "m=audio ")
