@@ -1,0 +1,183 @@
+package codec
+
+/*
+#cgo pkg-config: libavcodec libavutil
+#include <libavcodec/avcodec.h>
+#include <libavutil/frame.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/asticode/go-astiav"
+)
+
+// This file holds the only unsafe code of the package: copying samples and payload bytes
+// between Go slices and FFmpeg's buffers without the per-call Go allocations that go-astiav's
+// Frame.Data and Packet.Data helpers make. It reads C struct fields and copies; it computes
+// nothing.
+
+// cPacket returns the AVPacket behind p. go-astiav v0.39.0 exposes no UnsafePointer for
+// packets; its Packet is a struct whose only field is the *C.AVPacket, which this reads.
+// newPayloadPacket and checkPacketLayout verify that assumption before any packet is used.
+func cPacket(p *astiav.Packet) *C.AVPacket {
+	return *(**C.AVPacket)(unsafe.Pointer(p))
+}
+
+// cFrame returns the AVFrame behind f.
+func cFrame(f *astiav.Frame) *C.AVFrame {
+	return (*C.AVFrame)(f.UnsafePointer())
+}
+
+// checkPacketLayout fails if cPacket does not see the same packet go-astiav sees.
+func checkPacketLayout(p *astiav.Packet) error {
+	cp := cPacket(p)
+	old := p.Size()
+	defer p.SetSize(old)
+	p.SetSize(old + 12345)
+	if cp == nil || int(cp.size) != old+12345 {
+		return errors.New("codec: go-astiav's Packet layout is not the one this package was written for")
+	}
+	return nil
+}
+
+// packetBytes returns a view of p's payload (valid until p is unreferenced).
+func packetBytes(p *astiav.Packet) []byte {
+	cp := cPacket(p)
+	if cp.data == nil || cp.size <= 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(cp.data)), int(cp.size))
+}
+
+// newPayloadPacket allocates a packet with a reference-counted buffer of capacity bytes plus
+// FFmpeg's input padding, reused for every payload handed to a decoder.
+func newPayloadPacket(capacity int) (*astiav.Packet, error) {
+	p := astiav.AllocPacket()
+	if p == nil {
+		return nil, errors.New("codec: allocating packet failed")
+	}
+	if err := p.AllocPayload(capacity); err != nil {
+		p.Free()
+		return nil, fmt.Errorf("codec: allocating %d-byte packet buffer: %w", capacity, err)
+	}
+	if err := checkPacketLayout(p); err != nil {
+		p.Free()
+		return nil, err
+	}
+	return p, nil
+}
+
+// setPacketPayload copies b into p's own buffer (capacity bytes) and sets its size. The
+// decoder takes a reference to the buffer while it decodes and drops it before returning the
+// frame; should it still hold one, a fresh buffer is allocated rather than overwriting data
+// the decoder may read.
+func setPacketPayload(p *astiav.Packet, b []byte, capacity int) error {
+	if !p.IsWritable() {
+		p.Unref()
+		if err := p.AllocPayload(capacity); err != nil {
+			return fmt.Errorf("codec: reallocating packet buffer: %w", err)
+		}
+	}
+	cp := cPacket(p)
+	// The buffer really holds capacity + AV_INPUT_BUFFER_PADDING_SIZE bytes; the padding after
+	// the payload must be zero so that bit readers overreading a damaged payload see zeros.
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(cp.data)), capacity+C.AV_INPUT_BUFFER_PADDING_SIZE)
+	n := copy(buf, b)
+	clear(buf[n : n+C.AV_INPUT_BUFFER_PADDING_SIZE])
+	p.SetSize(n)
+	return nil
+}
+
+// frameSamples returns a view of the samples of a packed mono S16 frame.
+func frameSamples(f *astiav.Frame) []int16 {
+	cf := cFrame(f)
+	if cf.data[0] == nil || cf.nb_samples <= 0 {
+		return nil
+	}
+	return unsafe.Slice((*int16)(unsafe.Pointer(cf.data[0])), int(cf.nb_samples))
+}
+
+// newPCMFrame allocates a packed mono S16 frame at rate with a buffer for capacity samples;
+// its sample count starts at capacity.
+func newPCMFrame(rate, capacity int) (*astiav.Frame, error) {
+	f := astiav.AllocFrame()
+	if f == nil {
+		return nil, errors.New("codec: allocating frame failed")
+	}
+	f.SetSampleFormat(astiav.SampleFormatS16)
+	f.SetChannelLayout(astiav.ChannelLayoutMono)
+	f.SetSampleRate(rate)
+	f.SetNbSamples(capacity)
+	if err := f.AllocBuffer(0); err != nil {
+		f.Free()
+		return nil, fmt.Errorf("codec: allocating %d-sample frame buffer: %w", capacity, err)
+	}
+	return f, nil
+}
+
+// growPCMFrame makes f's buffer (rate Hz, capacity samples) hold at least n samples and be
+// writable, reallocating it only when a larger input than ever before arrives or when FFmpeg
+// still holds a reference to it. It returns the new capacity.
+func growPCMFrame(f *astiav.Frame, rate, capacity, n int) (int, error) {
+	if n <= capacity && f.IsWritable() {
+		return capacity, nil
+	}
+	if n < capacity {
+		n = capacity
+	}
+	f.Unref() // resets every field, so set them all again
+	f.SetSampleRate(rate)
+	f.SetSampleFormat(astiav.SampleFormatS16)
+	f.SetChannelLayout(astiav.ChannelLayoutMono)
+	f.SetNbSamples(n)
+	if err := f.AllocBuffer(0); err != nil {
+		return 0, fmt.Errorf("codec: growing frame buffer to %d samples: %w", n, err)
+	}
+	return n, nil
+}
+
+// fillPCMFrame copies pcm into f (capacity ≥ len(pcm)) and sets its sample count.
+func fillPCMFrame(f *astiav.Frame, pcm []int16) {
+	f.SetNbSamples(len(pcm))
+	copy(frameSamples(f), pcm)
+}
+
+// checkPCMFrame verifies that a frame FFmpeg produced is the packed mono S16 we asked for.
+func checkPCMFrame(f *astiav.Frame, rate int) error {
+	cf := cFrame(f)
+	if astiav.SampleFormat(cf.format) != astiav.SampleFormatS16 || cf.ch_layout.nb_channels != 1 || int(cf.sample_rate) != rate {
+		return fmt.Errorf("codec: FFmpeg produced format %d, %d channels, %d Hz; want s16 mono %d Hz",
+			int(cf.format), int(cf.ch_layout.nb_channels), int(cf.sample_rate), rate)
+	}
+	return nil
+}
+
+// errClosed is returned by every method called after Close.
+var errClosed = errors.New("codec: used after Close")
+
+// freeFrame, freePacket and the like free an FFmpeg object if it was allocated, so Close can
+// run on a half-built value and twice.
+func freeFrame(f **astiav.Frame) {
+	if *f != nil {
+		(*f).Free()
+		*f = nil
+	}
+}
+
+func freePacket(p **astiav.Packet) {
+	if *p != nil {
+		(*p).Free()
+		*p = nil
+	}
+}
+
+func freeCodecContext(c **astiav.CodecContext) {
+	if *c != nil {
+		(*c).Free()
+		*c = nil
+	}
+}

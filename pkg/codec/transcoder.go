@@ -1,0 +1,64 @@
+package codec
+
+import "fmt"
+
+// Transcoder converts one source's RTP payloads of one codec into 20 ms payloads of another:
+// decode → resample (only when needed) → re-frame → encode, all in FFmpeg. The sample rate in
+// the middle is the source codec's own: Opus destinations are encoded from it directly
+// (8 kHz from G.711, 16 kHz from G.722), the others resampled to their rate.
+//
+// Output payloads carry no timestamps: each one advances the destination's RTP timestamp by
+// Destination().TimestampStep() (160, or 960 for Opus). Because gaps in the source's sequence
+// numbers are concealed before the next packet is decoded, the output covers the source's
+// timeline without holes (up to MaxConcealment per gap) and those timestamps stay continuous.
+// A timestamp jump without a sequence gap (Opus DTX, G.711 silence suppression) is the
+// source's choice and is not filled: the output simply resumes with the next packet.
+type Transcoder struct {
+	src *StreamDecoder
+	dst *StreamEncoder
+}
+
+// NewTranscoder returns a transcoder from src to dst payloads. Close frees it.
+func NewTranscoder(src, dst Codec, o Options) (*Transcoder, error) {
+	if !src.Valid() || !dst.Valid() {
+		return nil, fmt.Errorf("codec: no transcoder from %v to %v", src, dst)
+	}
+	d, err := NewStreamDecoder(src, src.SampleRate())
+	if err != nil {
+		return nil, err
+	}
+	e, err := NewStreamEncoder(dst, src.SampleRate(), o)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &Transcoder{src: d, dst: e}, nil
+}
+
+// Source returns the source codec.
+func (t *Transcoder) Source() Codec { return t.src.Codec() }
+
+// Destination returns the destination codec.
+func (t *Transcoder) Destination() Codec { return t.dst.Codec() }
+
+// Transcode takes the source's next RTP packet (payload, sequence number, timestamp) and
+// appends to dst every 20 ms destination payload now complete: zero or more, since packet
+// and frame sizes differ and a gap adds concealment. Buffers in dst's spare capacity are
+// reused: pass the previous result sliced to [:0] and steady-state calls allocate nothing.
+// The payloads stay valid until dst is reused.
+//
+// A corrupt payload returns an error (count it and drop the packet); the payloads appended
+// before the error (concealment of an earlier gap) are valid and should be sent, and the
+// transcoder keeps working with the next packet.
+func (t *Transcoder) Transcode(dst [][]byte, payload []byte, seq uint16, ts uint32) ([][]byte, error) {
+	t.dst.out = dst
+	err := t.src.run(payload, seq, ts, t.dst)
+	dst, t.dst.out = t.dst.out, nil
+	return dst, err
+}
+
+// Close frees the FFmpeg objects. It is safe to call more than once.
+func (t *Transcoder) Close() {
+	t.src.Close()
+	t.dst.Close()
+}
