@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rtpbridge/rtpbridge/pkg/codec"
 	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
@@ -42,12 +43,16 @@ type mediaEvent struct {
 // leg is one endpoint of the session with the session's bookkeeping about it.
 type leg struct {
 	ep    *endpoint.RTP
-	index uint32 // per-session number, part of the source identity of its streams
+	index uint32      // per-session number, part of the source identity of its streams
+	codec codec.Codec // negotiated send codec; invalid while none
 }
 
 // route is one (source → destination) edge of the routing table.
 type route struct {
-	dst *leg
+	dst  *leg
+	mode routeMode
+	pipe *pipeline // modeTranscode
+	mix  *mixer    // modeMix
 }
 
 // mediaState is the media half of a session: endpoints, routing and their timers. It is owned
@@ -61,24 +66,31 @@ type mediaState struct {
 	legs      []*leg // creation order
 	byID      map[uuid.UUID]*leg
 	byEP      map[*endpoint.RTP]*leg
-	routes    map[*leg][]route
+	routes    map[*leg][]*route
+	mixers    []*mixer
+	pipes     *pipelineCache
+	codecOpts codec.Options
 	nextIndex uint32
 
 	statsEvery time.Duration
 	statsTimer *time.Timer
 
-	in endpoint.Inbound // scratch for the packet path
+	in      endpoint.Inbound // scratch for the packet path
+	audio   inboundAudio
+	dtmfBuf [rtpnet.MaxDatagramSize]byte
 }
 
 func newMediaState(s *Session) *mediaState {
 	return &mediaState{
-		s:       s,
-		opts:    &s.mgr.opts.Media,
-		events:  make(chan mediaEvent, 16),
-		packets: make(chan *endpoint.Datagram, packetQueueSize),
-		byID:    make(map[uuid.UUID]*leg),
-		byEP:    make(map[*endpoint.RTP]*leg),
-		routes:  make(map[*leg][]route),
+		s:         s,
+		opts:      &s.mgr.opts.Media,
+		events:    make(chan mediaEvent, 16),
+		packets:   make(chan *endpoint.Datagram, packetQueueSize),
+		byID:      make(map[uuid.UUID]*leg),
+		byEP:      make(map[*endpoint.RTP]*leg),
+		routes:    make(map[*leg][]*route),
+		pipes:     newPipelineCache(s.mgr.opts.Media.TranscodeCacheSize),
+		codecOpts: codec.Options{OpusComplexity: s.mgr.opts.Media.OpusComplexity},
 	}
 }
 
@@ -128,6 +140,7 @@ func (m *mediaState) remove(l *leg, now time.Time) {
 			break
 		}
 	}
+	m.pipes.dropLeg(l)
 	m.s.mgr.metrics.EndpointsActive.Dec()
 	m.s.endpointsChanged(len(m.legs), now)
 	m.rebuild()
@@ -139,24 +152,56 @@ func (m *mediaState) full() bool {
 }
 
 // rebuild recomputes the routing table (PROTOCOL.md §11): every member that sends is routed to
-// every other member that receives. A leg is a member once its SDP exchange is complete (D7).
+// every other member that receives. A leg is a member once its SDP exchange agreed a codec (D7).
+// A destination with one source gets passthrough (same codec) or a cached pipeline; with two or
+// more it gets a mixer.
 func (m *mediaState) rebuild() {
+	for _, mx := range m.mixers {
+		mx.close()
+	}
+	m.mixers = m.mixers[:0]
 	clear(m.routes)
-	for _, src := range m.legs {
-		if _, ok := src.ep.Negotiated(); !ok || !src.ep.Direction().Sends() {
+	for _, l := range m.legs {
+		l.codec = 0
+		if c, ok := codec.Lookup(l.ep.Codec()); ok {
+			l.codec = c
+		}
+	}
+	for _, dst := range m.legs {
+		if !dst.codec.Valid() || !dst.ep.Direction().Receives() {
 			continue
 		}
-		var rs []route
-		for _, dst := range m.legs {
-			if dst == src || !dst.ep.Direction().Receives() {
-				continue
+		var sources []*leg
+		for _, src := range m.legs {
+			if src != dst && src.codec.Valid() && src.ep.Direction().Sends() {
+				sources = append(sources, src)
 			}
-			if _, ok := dst.ep.Negotiated(); !ok {
-				continue
-			}
-			rs = append(rs, route{dst: dst})
 		}
-		m.routes[src] = rs
+		switch {
+		case len(sources) == 0:
+		case len(sources) >= 2:
+			mx, err := m.newMixer(dst, sources)
+			if err != nil {
+				m.s.mgr.metrics.TranscodeErrors.Inc()
+				m.s.mgr.log.Warn("mixer creation failed", "session_id", m.s.id, "endpoint_id", dst.ep.ID(), "err", err)
+				continue
+			}
+			m.mixers = append(m.mixers, mx)
+			for _, src := range sources {
+				m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeMix, mix: mx})
+			}
+		case sources[0].codec == dst.codec:
+			m.routes[sources[0]] = append(m.routes[sources[0]], &route{dst: dst, mode: modePassthrough})
+		default:
+			src := sources[0]
+			p, err := m.pipes.get(m, src, dst)
+			if err != nil {
+				m.s.mgr.metrics.TranscodeErrors.Inc()
+				m.s.mgr.log.Warn("transcoder creation failed", "session_id", m.s.id, "from", src.codec, "to", dst.codec, "err", err)
+				continue
+			}
+			m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeTranscode, pipe: p})
+		}
 	}
 }
 
@@ -195,32 +240,68 @@ func (m *mediaState) handlePacket(d *endpoint.Datagram) {
 
 // route forwards one inbound packet to every destination of its source.
 func (m *mediaState) route(src *leg, in *endpoint.Inbound, now time.Time) {
+	if in.DTMF {
+		m.routeDTMF(src, in, now)
+		return
+	}
+	m.audio = inboundAudio{payload: in.Payload, seq: in.Header.SequenceNumber, ts: in.Header.Timestamp}
+	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
+	for _, r := range m.routes[src] {
+		dst := r.dst.ep
+		switch r.mode {
+		case modeMix:
+			m.mix(r.mix, src, &m.audio, now) // decoded even while the destination cannot send yet
+		case modeTranscode:
+			if dst.CanSend() {
+				m.transcode(r.pipe, &m.audio, now)
+			}
+		case modePassthrough:
+			if !dst.CanSend() {
+				continue
+			}
+			dstNeg, _ := dst.Negotiated()
+			h := rtpnet.RTPHeader{PayloadType: dstNeg.PayloadType}
+			h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(key, in.Header.SequenceNumber, in.Header.Timestamp, in.Header.Marker, now)
+			if n, err := dst.SendRTP(&h, in.Payload, now); err == nil && n > 0 {
+				m.s.mgr.metrics.PacketsRouted.Inc()
+			}
+		}
+	}
+}
+
+// routeDTMF forwards a telephone-event packet to the same destinations as audio, remapping its
+// payload type and placing its timestamp on the destination's timeline; it never enters a
+// pipeline or mixer (§16).
+func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 	srcNeg, _ := src.ep.Negotiated()
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
 	for _, r := range m.routes[src] {
 		dst := r.dst.ep
-		if !dst.CanSend() {
+		dstNeg, _ := dst.Negotiated()
+		if !dst.CanSend() || dstNeg.TelephoneEventPT == 0 {
 			continue
 		}
-		dstNeg, _ := dst.Negotiated()
-		var h rtpnet.RTPHeader
-		if in.DTMF {
-			// Telephone-event is remapped, never transcoded (§16).
-			if dstNeg.TelephoneEventPT == 0 {
-				continue
+		h := rtpnet.RTPHeader{PayloadType: dstNeg.TelephoneEventPT, Marker: in.Header.Marker}
+		seq, ts := in.Header.SequenceNumber, in.Header.Timestamp
+		switch r.mode {
+		case modeTranscode:
+			r.pipe.seq++
+			key, seq, ts = r.pipe.key, r.pipe.seq, r.pipe.dtmf.convert(ts, r.pipe.ts)
+		case modeMix:
+			r.mix.seq++
+			input := r.mix.inputs[src]
+			key, seq = r.mix.key, r.mix.seq
+			if input != nil {
+				ts = input.dtmf.convert(ts, r.mix.ts)
+			} else {
+				ts = r.mix.ts
 			}
-			h.PayloadType = dstNeg.TelephoneEventPT
-		} else {
-			if srcNeg.Codec != dstNeg.Codec {
-				continue // different codecs need a transcoding pipeline
-			}
-			h.PayloadType = dstNeg.PayloadType
 		}
-		h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(key, in.Header.SequenceNumber, in.Header.Timestamp, in.Header.Marker, now)
-		n, err := dst.SendRTP(&h, in.Payload, now)
-		if err == nil && n > 0 && !in.DTMF {
-			m.s.mgr.metrics.PacketsRouted.Inc()
-		}
+		// The marker of a telephone-event packet means "start of event" (RFC 4733 §2.5.1.3),
+		// so it is the source's, never the re-basing marker.
+		h.SequenceNumber, h.Timestamp, _ = dst.Out().Map(key, seq, ts, false, now)
+		payload := scaleDTMFDuration(m.dtmfBuf[:], in.Payload, srcNeg.TelephoneEventClock, dstNeg.TelephoneEventClock)
+		_, _ = dst.SendRTP(&h, payload, now)
 	}
 }
 
@@ -262,6 +343,11 @@ func (m *mediaState) close() {
 	if m.statsTimer != nil {
 		m.statsTimer.Stop()
 	}
+	for _, mx := range m.mixers {
+		mx.close()
+	}
+	m.mixers = nil
+	m.pipes.close()
 	for _, l := range m.legs {
 		l.ep.Close()
 		m.s.mgr.metrics.EndpointsActive.Dec()
