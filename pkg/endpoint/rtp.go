@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpstats"
+	"github.com/rtpbridge/rtpbridge/pkg/sdes"
 	"github.com/rtpbridge/rtpbridge/pkg/sdp"
 )
 
@@ -48,10 +49,17 @@ type RTP struct {
 	mediaIP   netip.Addr
 
 	// Negotiation.
-	offer      *sdp.OfferState // our pending offer (create_offer), until an answer arrives
-	neg        sdp.Negotiated
-	negotiated bool
-	version    uint64 // o= version of our last SDP
+	offer       *sdp.OfferState // our pending offer (create_offer, srtp_rekey), until an answer arrives
+	offerCrypto []sdes.Crypto   // the a=crypto lines of that offer
+	offerCodecs []string        // the codec list of our first offer, reused by re-offers
+	neg         sdp.Negotiated
+	negotiated  bool
+	version     uint64 // o= version of our last SDP
+
+	// srtp is the SDES-SRTP transform; nil on a plain RTP leg.
+	srtp   *sdes.Transport
+	clear  [rtpnet.ReadBufferSize]byte // decrypted inbound packet
+	cipher [rtpnet.MaxDatagramSize + 64]byte
 
 	learner *rtpnet.Learner
 	recv    *rtpstats.Receiver
@@ -163,42 +171,161 @@ func (e *RTP) TimedOut() bool { return e.timedOut }
 // SetTimedOut marks or clears the outage.
 func (e *RTP) SetTimedOut(v bool) { e.timedOut = v }
 
-// CreateOffer builds our offer (endpoint.create_offer) and remembers it for accept_answer.
-func (e *RTP) CreateOffer(codecs []string) ([]byte, error) {
+// SRTP reports whether the leg is SDES-SRTP.
+func (e *RTP) SRTP() bool { return e.srtp != nil }
+
+// CreateOffer builds our offer (endpoint.create_offer) and remembers it for accept_answer. With
+// srtp it offers every supported suite, each with its own fresh key (PROTOCOL.md §29).
+func (e *RTP) CreateOffer(codecs []string, srtp bool) ([]byte, error) {
+	var cryptos []sdes.Crypto
+	if srtp {
+		var err error
+		if cryptos, err = sdes.OfferCryptos(); err != nil {
+			return nil, fmt.Errorf("SRTP key generation failed: %w", err)
+		}
+	}
+	offer, err := e.buildOffer(codecs, cryptos)
+	if err != nil {
+		return nil, err
+	}
+	e.offerCodecs = codecs
+	return offer, nil
+}
+
+func (e *RTP) buildOffer(codecs []string, cryptos []sdes.Crypto) ([]byte, error) {
+	lines := make([]string, len(cryptos))
+	for i, c := range cryptos {
+		lines[i] = c.String()
+	}
 	offer, err := sdp.BuildOffer(sdp.OfferParams{
 		EndpointID: e.id, Version: e.version, MediaIP: e.mediaIP, Port: e.Port(), Codecs: codecs,
+		Crypto: lines, RTCPMux: e.negotiated && e.neg.RTCPMux,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build offer: %w", err)
 	}
-	e.offer = &sdp.OfferState{Codecs: codecs}
+	e.offer = &sdp.OfferState{Codecs: codecs, RTCPMux: e.negotiated && e.neg.RTCPMux}
+	e.offerCrypto = cryptos
 	return offer, nil
 }
 
 // AnswerOffer negotiates from a peer's offer (endpoint.create_from_offer) and returns our answer.
+// An offer with a=crypto lines (RTP/SAVP, or RTP/AVP with crypto: opportunistic SRTP) is answered
+// with the first suite we support and a key of our own, never the offerer's (PROTOCOL.md §15).
 func (e *RTP) AnswerOffer(offer *sdp.Description, codecs []string) ([]byte, error) {
+	var (
+		transport *sdes.Transport
+		lines     []string
+	)
+	if len(offer.Crypto) > 0 {
+		peer, err := sdes.SelectAnswer(offer.Crypto)
+		if err != nil {
+			return nil, err
+		}
+		ours, err := sdes.AnswerFor(peer)
+		if err != nil {
+			return nil, err
+		}
+		if transport, err = newTransport(ours, peer); err != nil {
+			return nil, err
+		}
+		lines = []string{ours.String()}
+	} else if offer.Profile.Secure() {
+		return nil, fmt.Errorf("offer uses %s without a=crypto; only SDES-keyed SRTP is supported on plain RTP legs", offer.Profile)
+	}
 	answer, neg, err := sdp.BuildAnswer(offer, sdp.AnswerParams{
-		EndpointID: e.id, Version: e.version, MediaIP: e.mediaIP, Port: e.Port(), Codecs: codecs,
+		EndpointID: e.id, Version: e.version, MediaIP: e.mediaIP, Port: e.Port(), Codecs: codecs, Crypto: lines,
 	})
 	if err != nil {
 		return nil, err
 	}
+	e.srtp = transport
 	e.apply(neg)
 	return answer, nil
 }
 
-// AcceptAnswer applies the peer's answer to our pending offer (endpoint.accept_answer).
-func (e *RTP) AcceptAnswer(answer *sdp.Description) error {
+func newTransport(local, remote sdes.Crypto) (*sdes.Transport, error) {
+	t, err := sdes.NewTransport(local)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.SetRemote(remote); err != nil {
+		return nil, fmt.Errorf("SRTP RX init failed: %w", err)
+	}
+	return t, nil
+}
+
+// AcceptAnswer applies the peer's answer to our pending offer (endpoint.accept_answer). For an
+// SRTP offer the answer must accept one of our crypto lines; after a rekey the peer's new key
+// becomes the pending receive key (PROTOCOL.md §15).
+func (e *RTP) AcceptAnswer(answer *sdp.Description, now time.Time) error {
 	if e.offer == nil {
 		return errors.New("No pending offer to accept answer for")
+	}
+	var local, remote sdes.Crypto
+	switch {
+	case len(e.offerCrypto) > 0:
+		var err error
+		var reasons []string
+		found := false
+		for _, line := range answer.Crypto {
+			if local, remote, err = sdes.MatchAnswer(e.offerCrypto, line); err == nil {
+				found = true
+				break
+			}
+			reasons = append(reasons, err.Error())
+		}
+		if !found {
+			if len(reasons) == 0 {
+				return errors.New("SRTP was offered but the answer has no a=crypto line")
+			}
+			return fmt.Errorf("SRTP answer rejected: %s", reasons[0])
+		}
+	case len(answer.Crypto) > 0:
+		return errors.New("answer has a=crypto but the offer was plain RTP")
 	}
 	neg, err := sdp.AcceptAnswer(*e.offer, answer)
 	if err != nil {
 		return err
 	}
-	e.offer = nil
+	if len(e.offerCrypto) > 0 {
+		if e.srtp == nil {
+			if e.srtp, err = newTransport(local, remote); err != nil {
+				return err
+			}
+		} else if err := e.srtp.SetPendingRemote(remote, now); err != nil {
+			return fmt.Errorf("SRTP RX init failed: %w", err)
+		}
+	}
+	e.offer, e.offerCrypto = nil, nil
 	e.apply(neg)
 	return nil
+}
+
+// Rekey starts an SRTP rekey (endpoint.srtp_rekey): a new send key used at once, a new offer
+// with it (same codecs and port, o= version incremented) and a reopened learning window.
+func (e *RTP) Rekey(now time.Time) ([]byte, error) {
+	if e.srtp == nil {
+		return nil, errors.New("SRTP is not active on this endpoint")
+	}
+	key, err := sdes.NewKey(e.srtp.Local().Suite)
+	if err != nil {
+		return nil, fmt.Errorf("SRTP key generation failed: %w", err)
+	}
+	if err := e.srtp.Rekey(key); err != nil {
+		return nil, err
+	}
+	codecs := e.offerCodecs
+	if e.negotiated && e.neg.Codec != "" {
+		codecs = []string{e.neg.Codec}
+	}
+	e.version++
+	offer, err := e.buildOffer(codecs, []sdes.Crypto{key})
+	if err != nil {
+		return nil, err
+	}
+	e.learner.Reopen(now)
+	return offer, nil
 }
 
 func (e *RTP) apply(neg sdp.Negotiated) {
@@ -290,13 +417,15 @@ type Inbound struct {
 	First   bool          // the first valid RTP packet ever
 	Resumed bool          // media after a media-timeout outage
 	Invalid bool          // the datagram was malformed and dropped
+	// SRTPError is set when an SRTP/SRTCP packet failed authentication or replay checks.
+	SRTPError bool
 }
 
 // Receive processes one datagram on the session loop: classification, header parsing,
 // statistics, symmetric-RTP learning, RTCP. The payload aliases the datagram; use it before
 // Release.
 func (e *RTP) Receive(d *Datagram, in *Inbound) {
-	in.Kind, in.Payload, in.DTMF, in.Bye, in.First, in.Resumed, in.Invalid = InboundDrop, nil, false, nil, false, false, false
+	in.Kind, in.Payload, in.DTMF, in.Bye, in.First, in.Resumed, in.Invalid, in.SRTPError = InboundDrop, nil, false, nil, false, false, false, false
 	b := d.Bytes()
 	var kind rtpnet.Kind
 	if d.RTCPSocket {
@@ -306,6 +435,16 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 	}
 	switch kind {
 	case rtpnet.KindRTP:
+		if e.srtp != nil {
+			// UnprotectRTP's output is the one point where the clear packet exists: recording
+			// and VAD taps read the payload returned below.
+			clear, err := e.srtp.UnprotectRTP(e.clear[:0], b)
+			if err != nil {
+				in.SRTPError = true
+				return
+			}
+			b = clear
+		}
 		payload, err := rtpnet.ParseRTP(b, &in.Header)
 		if err != nil {
 			e.invalid++
@@ -340,6 +479,14 @@ func (e *RTP) isTelephoneEvent(pt uint8) bool {
 }
 
 func (e *RTP) receiveRTCP(b []byte, now time.Time, in *Inbound) {
+	if e.srtp != nil {
+		clear, err := e.srtp.UnprotectRTCP(e.clear[:0], b)
+		if err != nil {
+			in.SRTPError = true
+			return
+		}
+		b = clear
+	}
 	c, err := rtpstats.ParseRTCP(b)
 	if err != nil {
 		e.invalid++
@@ -370,7 +517,14 @@ func (e *RTP) SendRTP(h *rtpnet.RTPHeader, payload []byte, now time.Time) (int, 
 		return 0, fmt.Errorf("rtp packet of %d bytes too large", n+len(payload))
 	}
 	n += copy(e.sendBuf[n:], payload)
-	if _, err := e.pair.RTP.WriteToUDPAddrPort(e.sendBuf[:n], remote); err != nil {
+	pkt := e.sendBuf[:n]
+	if e.srtp != nil {
+		var err error
+		if pkt, err = e.srtp.ProtectRTP(e.cipher[:0], pkt); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := e.pair.RTP.WriteToUDPAddrPort(pkt, remote); err != nil {
 		return 0, err
 	}
 	e.send.OnSent(h.Timestamp, len(payload), now)
@@ -391,10 +545,16 @@ func (e *RTP) Tick(now time.Time) {
 	if err != nil {
 		return
 	}
+	pkt := e.rtcpBuf[:n]
+	if e.srtp != nil {
+		if pkt, err = e.srtp.ProtectRTCP(e.cipher[:0], pkt); err != nil {
+			return
+		}
+	}
 	mux := e.neg.RTCPMux
 	conn := e.pair.RTCP
 	if mux {
 		conn = e.pair.RTP
 	}
-	_, _ = conn.WriteToUDPAddrPort(e.rtcpBuf[:n], e.learner.RTCPRemote(mux))
+	_, _ = conn.WriteToUDPAddrPort(pkt, e.learner.RTCPRemote(mux))
 }

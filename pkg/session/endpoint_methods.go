@@ -23,6 +23,8 @@ func lookupMediaMethod(name string) (Method, bool) {
 		return newMethod(name, (*Session).acceptAnswer), true
 	case "endpoint.remove":
 		return newMethod(name, (*Session).removeEndpoint), true
+	case "endpoint.srtp_rekey":
+		return newMethod(name, (*Session).srtpRekey), true
 	case "stats.subscribe":
 		return newMethod(name, (*Session).statsSubscribe), true
 	case "stats.unsubscribe":
@@ -74,9 +76,6 @@ func (s *Session) createOffer(p *createOfferParams) (any, error) {
 	if *p.Type == "webrtc" {
 		return nil, endpointError("WebRTC endpoints are not supported by this rtpbridge build")
 	}
-	if p.SRTP {
-		return nil, endpointError("SRTP endpoints are not supported by this rtpbridge build")
-	}
 	if s.media.full() {
 		return nil, endpointError("MAX_ENDPOINTS_REACHED")
 	}
@@ -85,7 +84,7 @@ func (s *Session) createOffer(p *createOfferParams) (any, error) {
 	if err != nil {
 		return nil, endpointError("%v", err)
 	}
-	offer, err := ep.CreateOffer(p.Codecs)
+	offer, err := ep.CreateOffer(p.Codecs, p.SRTP)
 	if err != nil {
 		ep.Close()
 		return nil, endpointError("%v", err)
@@ -129,9 +128,6 @@ func (s *Session) createFromOffer(p *createFromOfferParams) (any, error) {
 	offer, err := sdp.Parse(raw)
 	if err != nil {
 		return nil, endpointError("%v", err)
-	}
-	if len(offer.Crypto) > 0 && offer.Profile.Secure() {
-		return nil, endpointError("SRTP offers are not supported by this rtpbridge build")
 	}
 	if s.media.full() {
 		return nil, endpointError("MAX_ENDPOINTS_REACHED")
@@ -197,11 +193,23 @@ func (s *Session) acceptAnswer(p *acceptAnswerParams) (any, error) {
 	if err != nil {
 		return nil, endpointError("%v", err)
 	}
-	if err := l.ep.AcceptAnswer(answer); err != nil {
+	if err := l.ep.AcceptAnswer(answer, time.Now()); err != nil {
 		return nil, endpointError("%v", err)
 	}
 	s.media.rebuild()
 	return nil, nil
+}
+
+func (s *Session) srtpRekey(p *endpointRef) (any, error) {
+	l, err := s.media.leg(*p.EndpointID)
+	if err != nil {
+		return nil, err
+	}
+	offer, err := l.ep.Rekey(time.Now())
+	if err != nil {
+		return nil, endpointError("%v", err)
+	}
+	return map[string]string{"sdp": string(offer)}, nil
 }
 
 func (s *Session) removeEndpoint(p *endpointRef) (any, error) {

@@ -220,6 +220,9 @@ func (m *mediaState) handlePacket(d *endpoint.Datagram) {
 	if in.Invalid {
 		m.s.mgr.metrics.PacketsInvalid.Inc()
 	}
+	if in.SRTPError {
+		m.s.mgr.metrics.SRTPErrors.Inc()
+	}
 	switch in.Kind {
 	case endpoint.InboundMedia:
 		if st := ep.State(); st == endpoint.StateNew || st == endpoint.StateDisconnected {
