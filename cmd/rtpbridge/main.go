@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rtpbridge/rtpbridge/pkg/codec"
 	"github.com/rtpbridge/rtpbridge/pkg/config"
 	"github.com/rtpbridge/rtpbridge/pkg/server"
 )
@@ -37,6 +38,7 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	codec.QuietFFmpeg(level <= slog.LevelDebug)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
