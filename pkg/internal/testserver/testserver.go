@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/rtpbridge/rtpbridge/pkg/codec"
 	"github.com/rtpbridge/rtpbridge/pkg/config"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 	"github.com/rtpbridge/rtpbridge/pkg/server"
@@ -44,6 +45,7 @@ func Start(t testing.TB, mutate func(*config.Config), tune server.Tuning) *Serve
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	codec.QuietFFmpeg(level == slog.LevelDebug)
 	srv, err := server.New(cfg, log, tune)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
