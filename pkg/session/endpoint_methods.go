@@ -76,21 +76,33 @@ func (s *Session) createOffer(p *createOfferParams) (any, error) {
 	if *p.Type == "webrtc" {
 		return nil, endpointError("WebRTC endpoints are not supported by this rtpbridge build")
 	}
-	if s.media.full() {
-		return nil, endpointError("MAX_ENDPOINTS_REACHED")
+	id, offer, err := s.media.addRTP(p.Direction, func(ep *endpoint.RTP) ([]byte, error) {
+		return ep.CreateOffer(p.Codecs, p.SRTP)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"endpoint_id": id, "sdp_offer": string(offer)}, nil
+}
+
+// addRTP creates a plain RTP leg (limit and ports permitting), lets negotiate produce its SDP,
+// and adds it to the session; on any failure the leg and its ports are released.
+func (m *mediaState) addRTP(dir endpoint.Direction, negotiate func(*endpoint.RTP) ([]byte, error)) (string, []byte, error) {
+	if m.full() {
+		return "", nil, endpointError("MAX_ENDPOINTS_REACHED")
 	}
 	now := time.Now()
-	ep, err := endpoint.NewRTP(uuid.New(), p.Direction, s.media.opts.Ports, now)
+	ep, err := endpoint.NewRTP(uuid.New(), dir, m.opts.Ports, now)
 	if err != nil {
-		return nil, endpointError("%v", err)
+		return "", nil, endpointError("%v", err)
 	}
-	offer, err := ep.CreateOffer(p.Codecs, p.SRTP)
+	sdpText, err := negotiate(ep)
 	if err != nil {
 		ep.Close()
-		return nil, endpointError("%v", err)
+		return "", nil, endpointError("%v", err)
 	}
-	s.media.add(ep, now)
-	return map[string]string{"endpoint_id": ep.ID().String(), "sdp_offer": string(offer)}, nil
+	m.add(ep, now)
+	return ep.ID().String(), sdpText, nil
 }
 
 type createFromOfferParams struct {
@@ -129,21 +141,13 @@ func (s *Session) createFromOffer(p *createFromOfferParams) (any, error) {
 	if err != nil {
 		return nil, endpointError("%v", err)
 	}
-	if s.media.full() {
-		return nil, endpointError("MAX_ENDPOINTS_REACHED")
-	}
-	now := time.Now()
-	ep, err := endpoint.NewRTP(uuid.New(), p.Direction, s.media.opts.Ports, now)
+	id, answer, err := s.media.addRTP(p.Direction, func(ep *endpoint.RTP) ([]byte, error) {
+		return ep.AnswerOffer(offer, p.Codecs)
+	})
 	if err != nil {
-		return nil, endpointError("%v", err)
+		return nil, err
 	}
-	answer, err := ep.AnswerOffer(offer, p.Codecs)
-	if err != nil {
-		ep.Close()
-		return nil, endpointError("%v", err)
-	}
-	s.media.add(ep, now)
-	return map[string]string{"endpoint_id": ep.ID().String(), "sdp_answer": string(answer)}, nil
+	return map[string]string{"endpoint_id": id, "sdp_answer": string(answer)}, nil
 }
 
 type endpointRef struct {

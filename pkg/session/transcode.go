@@ -120,18 +120,23 @@ func (m *mediaState) transcode(p *pipeline, in *inboundAudio, now time.Time) {
 		// Frames appended before the error (concealment of an earlier gap) are still sent.
 		m.s.mgr.metrics.TranscodeErrors.Inc()
 	}
-	dst := p.dst.ep
-	neg, _ := dst.Negotiated()
-	step := p.dst.codec.TimestampStep()
-	for i, frame := range out {
-		p.seq++
-		p.ts += step
-		if i == len(out)-1 {
-			p.dtmf.mark(in.ts, p.ts)
-		}
+	m.sendFrames(p.dst, p.key, &p.seq, &p.ts, out, now)
+	if len(out) > 0 {
+		p.dtmf.mark(in.ts, p.ts)
+	}
+}
+
+// sendFrames sends generated 20 ms payloads to dst as the stream identified by key, numbering
+// them on from *seq and *ts.
+func (m *mediaState) sendFrames(dst *leg, key uint64, seq *uint16, ts *uint32, frames [][]byte, now time.Time) {
+	neg, _ := dst.ep.Negotiated()
+	step := dst.codec.TimestampStep()
+	for _, frame := range frames {
+		*seq++
+		*ts += step
 		h := rtpnet.RTPHeader{PayloadType: neg.PayloadType}
-		h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(p.key, p.seq, p.ts, false, now)
-		if n, err := dst.SendRTP(&h, frame, now); err == nil && n > 0 {
+		h.SequenceNumber, h.Timestamp, h.Marker = dst.ep.Out().Map(key, *seq, *ts, false, now)
+		if n, err := dst.ep.SendRTP(&h, frame, now); err == nil && n > 0 {
 			m.s.mgr.metrics.PacketsRouted.Inc()
 		}
 	}
@@ -268,18 +273,7 @@ func (m *mediaState) flushMix(mx *mixer, now time.Time) {
 	if err != nil {
 		m.s.mgr.metrics.TranscodeErrors.Inc()
 	}
-	dst := mx.dst.ep
-	neg, _ := dst.Negotiated()
-	step := mx.dst.codec.TimestampStep()
-	for _, frame := range out {
-		mx.seq++
-		mx.ts += step
-		h := rtpnet.RTPHeader{PayloadType: neg.PayloadType}
-		h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(mx.key, mx.seq, mx.ts, false, now)
-		if n, err := dst.SendRTP(&h, frame, now); err == nil && n > 0 {
-			m.s.mgr.metrics.PacketsRouted.Inc()
-		}
-	}
+	m.sendFrames(mx.dst, mx.key, &mx.seq, &mx.ts, out, now)
 }
 
 // scaleDTMFDuration rewrites an RFC 4733 payload's duration from one clock to another, into
