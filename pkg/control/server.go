@@ -276,7 +276,13 @@ func (s *Server) call(c *conn, req request) (any, error) {
 	if sess == nil {
 		return nil, protocol.Errorf(protocol.CodeNoSession, "No session bound to this connection")
 	}
-	return sess.Call(m, params)
+	res, err := sess.Call(m, params)
+	var perr *protocol.Error
+	if req.Method == "session.info" && errors.As(err, &perr) && perr.Code == protocol.CodeSessionUnresponsive {
+		// §3: session.info reports a session that does not answer in time as gone.
+		return nil, protocol.Errorf(protocol.CodeSessionGone, "Session did not respond in time")
+	}
+	return res, err
 }
 
 func errResponse(id string, err error) *response {

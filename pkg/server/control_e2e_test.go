@@ -306,24 +306,37 @@ func (g *stallGate) hook(method string) {
 func (g *stallGate) open() { g.once.Do(func() { close(g.release) }) }
 
 func TestSessionUnresponsive(t *testing.T) {
-	gate := newStallGate("session.info")
+	gate := newStallGate("stats.unsubscribe")
 	srv := testserver.Start(t, nil, server.Tuning{CommandTimeout: 300 * time.Millisecond, BeforeCommand: gate.hook})
 	defer gate.open()
 	c := testserver.Dial(t, srv)
-	id := c.CreateSession()
+	c.CreateSession()
 	start := time.Now()
-	c.ExpectError("session.info", nil, protocol.CodeSessionUnresponsive)
+	c.ExpectError("stats.unsubscribe", nil, protocol.CodeSessionUnresponsive)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("SESSION_UNRESPONSIVE after %v", d)
-	}
-	// HTTP answers 404 when the session does not answer in time.
-	if status, body := srv.Get(t, "/sessions/"+id); status != 404 || string(body) != `{"error":"session not found"}` {
-		t.Errorf("GET /sessions/{stalled} = %d %s", status, body)
 	}
 	// Other sessions are unaffected.
 	other := testserver.Dial(t, srv)
 	other.CreateSession()
 	other.MustCall("session.list", nil, nil)
+	gate.open()
+	// The abandoned command was never applied late; the session works again.
+	c.MustCall("stats.unsubscribe", nil, nil)
+}
+
+// A session that does not answer session.info in time is reported gone (§3), and over HTTP
+// as not found (§24).
+func TestSessionInfoTimeoutIsGone(t *testing.T) {
+	gate := newStallGate("session.info")
+	srv := testserver.Start(t, nil, server.Tuning{CommandTimeout: 300 * time.Millisecond, BeforeCommand: gate.hook})
+	defer gate.open()
+	c := testserver.Dial(t, srv)
+	id := c.CreateSession()
+	c.ExpectError("session.info", nil, protocol.CodeSessionGone)
+	if status, body := srv.Get(t, "/sessions/"+id); status != 404 || string(body) != `{"error":"session not found"}` {
+		t.Errorf("GET /sessions/{stalled} = %d %s", status, body)
+	}
 	gate.open()
 	c.MustCall("session.info", nil, nil)
 }
