@@ -49,12 +49,13 @@ type RTP struct {
 	mediaIP   netip.Addr
 
 	// Negotiation.
-	offer       *sdp.OfferState // our pending offer (create_offer, srtp_rekey), until an answer arrives
-	offerCrypto []sdes.Crypto   // the a=crypto lines of that offer
-	offerCodecs []string        // the codec list of our first offer, reused by re-offers
-	neg         sdp.Negotiated
-	negotiated  bool
-	version     uint64 // o= version of our last SDP
+	offer        *sdp.OfferState // our pending offer (create_offer, srtp_rekey), until an answer arrives
+	offerCrypto  []sdes.Crypto   // the a=crypto lines of that offer
+	offerCodecs  []string        // the codec list of our first offer, reused by re-offers
+	neg          sdp.Negotiated
+	negotiated   bool
+	negotiatedAt time.Time // when the first SDP exchange completed
+	version      uint64    // o= version of our last SDP
 
 	// srtp is the SDES-SRTP transform; nil on a plain RTP leg.
 	srtp   *sdes.Transport
@@ -164,6 +165,9 @@ func (e *RTP) LastMedia() time.Time { return e.lastMedia }
 
 // Created is when the endpoint was created.
 func (e *RTP) Created() time.Time { return e.created }
+
+// MediaExpectedSince is when media could first have arrived: when the SDP exchange completed.
+func (e *RTP) MediaExpectedSince() time.Time { return e.negotiatedAt }
 
 // TimedOut and SetTimedOut track the media-timeout outage (one event per outage).
 func (e *RTP) TimedOut() bool { return e.timedOut }
@@ -329,6 +333,9 @@ func (e *RTP) Rekey(now time.Time) ([]byte, error) {
 }
 
 func (e *RTP) apply(neg sdp.Negotiated) {
+	if !e.negotiated {
+		e.negotiatedAt = time.Now()
+	}
 	e.neg = neg
 	e.negotiated = true
 	clock := neg.ClockRate
@@ -470,10 +477,15 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 }
 
 // isTelephoneEvent classifies DTMF packets (PROTOCOL.md §16): the negotiated telephone-event
-// PT, or with none negotiated the usual 101, 96 and 126.
+// PT, or with none negotiated the usual 101, 96 and 126 unless that is the audio codec's PT.
 func (e *RTP) isTelephoneEvent(pt uint8) bool {
-	if e.negotiated && e.neg.TelephoneEventPT != 0 {
-		return pt == e.neg.TelephoneEventPT
+	if e.negotiated {
+		if e.neg.TelephoneEventPT != 0 {
+			return pt == e.neg.TelephoneEventPT
+		}
+		if e.neg.Codec != "" && pt == e.neg.PayloadType {
+			return false // e.g. Opus negotiated on PT 96
+		}
 	}
 	return pt == 101 || pt == 96 || pt == 126
 }
@@ -531,10 +543,10 @@ func (e *RTP) SendRTP(h *rtpnet.RTPHeader, payload []byte, now time.Time) (int, 
 	return len(payload), nil
 }
 
-// Tick sends the periodic RTCP report when it is due (every 5 s once the remote SSRC is known
-// and the peer's address is known, PROTOCOL.md §14 and D7).
+// Tick sends the periodic RTCP report when it is due: every 5 s once the peer's address is known
+// (D7); the report block on the peer's stream is included once its SSRC is known (§14).
 func (e *RTP) Tick(now time.Time) {
-	if _, ok := e.recv.SSRC(); !ok || !e.learner.Remote().IsValid() || e.closed {
+	if !e.negotiated || !e.learner.Remote().IsValid() || e.closed {
 		return
 	}
 	if now.Before(e.nextRTCP) {

@@ -327,7 +327,7 @@ func (m *mediaState) tick(now time.Time) {
 		}
 		since := ep.LastMedia()
 		if since.IsZero() {
-			since = ep.Created()
+			since = ep.MediaExpectedSince()
 		}
 		if gap := now.Sub(since); gap > m.opts.MediaTimeout {
 			ep.SetTimedOut(true)
