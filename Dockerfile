@@ -46,17 +46,17 @@ ARG GOPROXY
 COPY go.mod go.sum ./
 RUN go mod download && go mod verify
 
-# The binary: cgo links the static FFmpeg libraries found through pkg-config; at run time it
-# needs only libc and libopus0.
+# The binary: cgo links the static FFmpeg and libopus libraries found through pkg-config; at run
+# time it needs only libc and libm.
 COPY . .
 ENV CGO_ENABLED=1 \
     PKG_CONFIG_PATH=/opt/ffmpeg/lib/pkgconfig
 RUN go build -trimpath -ldflags "-s -w" -o /out/rtpbridge ./cmd/rtpbridge
 
 # ---------------------------------------------------------------------------------------------
-# Runtime stage: debian:trixie-slim with libopus0 and CA certificates (for URL playback over
-# HTTPS), nothing else. No tini: rtpbridge is the only process, starts no children (FFmpeg is
-# linked in), and installs its own SIGINT/SIGTERM handlers, so as PID 1 it receives SIGTERM and
+# Runtime stage: debian:trixie-slim with CA certificates (for URL playback over HTTPS), nothing
+# else: FFmpeg and libopus are linked statically. No tini: rtpbridge is the only process, starts
+# no children (FFmpeg is linked in), and installs its own SIGINT/SIGTERM handlers, so as PID 1 it receives SIGTERM and
 # drains exactly as on a host. The exec-form ENTRYPOINT keeps it PID 1 (no shell in between).
 FROM debian:trixie-slim
 
@@ -65,7 +65,6 @@ FROM debian:trixie-slim
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libopus0 \
         ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 

@@ -7,6 +7,11 @@ FFMPEG_PREFIX := $(CURDIR)/ffmpeg/prefix
 export PKG_CONFIG_PATH := $(FFMPEG_PREFIX)/lib/pkgconfig
 export CGO_ENABLED := 1
 
+# Go's build cache does not see the static FFmpeg libraries that cgo links, so the FFmpeg build
+# stamp goes into the cgo flags: a rebuilt FFmpeg always relinks. Read when each recipe runs, after
+# `ffmpeg` has brought the prefix up to date.
+GO_CGO = CGO_CFLAGS="-O2 -g -DRTPBRIDGE_FFMPEG_STAMP=$$(cat $(FFMPEG_PREFIX)/.stamp 2>/dev/null)"
+
 BIN := bin/rtpbridge
 # Debian packages the tests use as independent peers and judges.
 TEST_TOOLS := ffmpeg tshark espeak-ng prometheus
@@ -23,7 +28,7 @@ ffmpeg:
 
 ## build: compile bin/rtpbridge
 build: ffmpeg
-	$(GO) build -trimpath -o $(BIN) ./cmd/rtpbridge
+	$(GO_CGO) $(GO) build -trimpath -o $(BIN) ./cmd/rtpbridge
 
 ## run: build and start rtpbridge on the local defaults (deploy/local/rtpbridge.toml)
 run: build
@@ -43,22 +48,22 @@ test-tools:
 ## lint: gofmt and go vet
 lint: ffmpeg
 	@unformatted=$$(gofmt -l cmd pkg); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
+	$(GO_CGO) $(GO) vet ./...
 
 ## test: gofmt check, go vet and every test under the race detector
 test: ffmpeg test-tools lint
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO_CGO) $(GO) test -race -count=1 -timeout 30m ./...
 
 ## bench: every benchmark with allocation counts
 bench: ffmpeg
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(GO_CGO) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz: ffmpeg
 	@set -e; for pkg in $$($(GO) list ./...); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$target"; \
-			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+			$(GO_CGO) $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
 

@@ -512,8 +512,8 @@ func checkDockerfile(r *repo) problems {
 		case "RUN":
 			if strings.Contains(in.args, "apt-get install") {
 				apt = true
-				if !regexp.MustCompile(`\blibopus0\b`).MatchString(in.args) {
-					p.add("Dockerfile:%d: the runtime stage must install libopus0 (the binary links it dynamically)", in.line)
+				if !regexp.MustCompile(`\bca-certificates\b`).MatchString(in.args) {
+					p.add("Dockerfile:%d: the runtime stage must install ca-certificates (URL playback over HTTPS)", in.line)
 				}
 				if !strings.Contains(in.args, "--no-install-recommends") {
 					p.add("Dockerfile:%d: use apt-get install --no-install-recommends", in.line)
@@ -522,7 +522,7 @@ func checkDockerfile(r *repo) problems {
 		}
 	}
 	if !apt {
-		p.add("Dockerfile: the runtime stage installs nothing (it needs libopus0)")
+		p.add("Dockerfile: the runtime stage installs nothing (it needs ca-certificates)")
 	}
 	u := strings.SplitN(user, ":", 2)[0]
 	if u == "" || u == "root" || u == "0" {
@@ -1542,7 +1542,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"ffmpeg layer after COPY . .", "Dockerfile", "COPY ffmpeg/ ffmpeg/\n", "COPY . .\n", "dockerfile", "COPY . ."},
 		{"old Go", "Dockerfile", "ARG GO_VERSION=1.26.8", "ARG GO_VERSION=1.25.3", "dockerfile", "older than go.mod"},
 		{"no pkg-config path", "Dockerfile", "PKG_CONFIG_PATH=/opt/ffmpeg/lib/pkgconfig", "PKG_CONFIG_PATH=/usr/lib/pkgconfig", "dockerfile", "PKG_CONFIG_PATH"},
-		{"no libopus0", "Dockerfile", "        libopus0 \\\n", "", "dockerfile", "libopus0"},
+		{"no ca-certificates", "Dockerfile", "        ca-certificates \\\n", "", "dockerfile", "ca-certificates"},
 		{"healthcheck on /ready", "Dockerfile", "GET /health HTTP", "GET /ready HTTP", "dockerfile", "HEALTHCHECK"},
 		{"missing config copy", "Dockerfile", "COPY deploy/docker/rtpbridge.toml /etc/rtpbridge/rtpbridge.toml", "COPY deploy/docker/missing.toml /etc/rtpbridge/rtpbridge.toml", "dockerfile", "does not exist"},
 		{"dockerignore keeps bin", ".dockerignore", "\nbin\n", "\n", "dockerignore", "bin"},

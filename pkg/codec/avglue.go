@@ -4,6 +4,12 @@ package codec
 #cgo pkg-config: libavcodec libavutil
 #include <libavcodec/avcodec.h>
 #include <libavutil/frame.h>
+#include <libavutil/opt.h>
+
+// Switches the patched libopus decoder wrapper's decode_fec option (see decoder.go).
+static int rtpbridge_set_decode_fec(AVCodecContext *c, int on) {
+	return av_opt_set_int(c->priv_data, "decode_fec", on, 0);
+}
 */
 import "C"
 
@@ -152,6 +158,20 @@ func checkPCMFrame(f *astiav.Frame, rate int) error {
 	if astiav.SampleFormat(cf.format) != astiav.SampleFormatS16 || cf.ch_layout.nb_channels != 1 || int(cf.sample_rate) != rate {
 		return fmt.Errorf("codec: FFmpeg produced format %d, %d channels, %d Hz; want s16 mono %d Hz",
 			int(cf.format), int(cf.ch_layout.nb_channels), int(cf.sample_rate), rate)
+	}
+	return nil
+}
+
+// setDecodeFEC sets the libopus decoder's decode_fec option (added by
+// ffmpeg/patches/libopusdec-output-rate-fec.patch) on an open context. A C string constant and
+// an integer: no Go allocation, so a loss costs none.
+func setDecodeFEC(ctx *astiav.CodecContext, on bool) error {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	if ret := C.rtpbridge_set_decode_fec((*C.AVCodecContext)(ctx.UnsafePointer()), v); ret < 0 {
+		return fmt.Errorf("codec: setting the libopus decoder's decode_fec option: %w", astiav.Error(ret))
 	}
 	return nil
 }

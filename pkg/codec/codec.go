@@ -2,7 +2,8 @@
 // RTP payloads on one side and 16-bit mono PCM on the other.
 //
 //   - Codec describes PCMU, PCMA, G722 and opus as PROTOCOL.md §12 lists them.
-//   - Decoder turns one payload into PCM at the codec's own audio rate and conceals losses.
+//   - Decoder turns one payload into PCM at the codec's own audio rate (Opus: at any rate
+//     libopus decodes to natively) and conceals losses.
 //   - Encoder turns exactly one 20 ms PCM frame into one payload.
 //   - Resampler converts PCM between rates with libswresample.
 //   - StreamDecoder and StreamEncoder are the halves a mixer needs: RTP payloads (with

@@ -3,19 +3,23 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/asticode/go-astiav"
 )
 
-// Decoder decodes one codec's RTP payloads to 16-bit mono PCM at the codec's SampleRate.
+// Decoder decodes one codec's RTP payloads to 16-bit mono PCM at the codec's SampleRate, or
+// for Opus at any rate libopus decodes to natively (see NewDecoderRate).
 //
 // Decoders by codec: FFmpeg's pcm_mulaw, pcm_alaw and g722 (adpcm_g722), and for Opus FFmpeg's
-// libopus wrapper rather than its native opus decoder, because only libopus conceals losses:
-// the native decoder has no packet-loss concealment at all. Neither FFmpeg 7.1 Opus decoder
-// can decode in-band FEC (libopusdec always passes decode_fec=0 and the native decoder parses
-// LBRR frames only to skip them), so Conceal uses libopus's PLC, never FEC.
+// libopus wrapper rather than its native opus decoder, because only libopus conceals losses
+// (the native decoder has no packet-loss concealment at all) and recovers them from in-band
+// FEC. FFmpeg 7.1's wrapper can do neither FEC nor any rate but 48 kHz; ffmpeg/build.sh applies
+// ffmpeg/patches/libopusdec-output-rate-fec.patch, which adds the output_sample_rate and
+// decode_fec options this type uses, and NewDecoder fails on an FFmpeg without them.
 type Decoder struct {
 	codec Codec
+	rate  int // output sample rate
 	ctx   *astiav.CodecContext
 	pkt   *astiav.Packet // owns a MaxPayloadSize buffer reused for every payload
 	frame *astiav.Frame  // the decoder's output, valid until the next call
@@ -28,8 +32,14 @@ type Decoder struct {
 	lastTOC byte
 }
 
-// NewDecoder opens a decoder for c. Close frees it.
-func NewDecoder(c Codec) (*Decoder, error) {
+// NewDecoder opens a decoder for c, producing PCM at c.SampleRate(). Close frees it.
+func NewDecoder(c Codec) (*Decoder, error) { return NewDecoderRate(c, c.SampleRate()) }
+
+// NewDecoderRate opens a decoder for c producing PCM at rate Hz. For PCMU, PCMA and G722 rate
+// must be c.SampleRate(). For Opus it may be any rate libopus decodes to natively (see
+// OpusInputRate): decoding for an 8 kHz destination at 8 kHz skips the work of the higher
+// rates and a resampler. Close frees it.
+func NewDecoderRate(c Codec, rate int) (*Decoder, error) {
 	var name string
 	switch c {
 	case PCMU:
@@ -43,10 +53,13 @@ func NewDecoder(c Codec) (*Decoder, error) {
 	default:
 		return nil, fmt.Errorf("codec: no decoder for %v", c)
 	}
-	d := &Decoder{codec: c, lastTOC: opusTOCCELTFB20}
+	if c == Opus && !OpusInputRate(rate) || c != Opus && rate != c.SampleRate() {
+		return nil, fmt.Errorf("codec: %s decoder cannot produce %d Hz", c, rate)
+	}
+	d := &Decoder{codec: c, rate: rate, lastTOC: opusTOCCELTFB20}
 	if err := d.open(name); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("codec: opening %s decoder %s: %w", c, name, err)
+		return nil, fmt.Errorf("codec: opening %s decoder %s at %d Hz: %w", c, name, rate, err)
 	}
 	return d, nil
 }
@@ -60,14 +73,31 @@ func (d *Decoder) open(name string) error {
 		return errors.New("allocating codec context failed")
 	}
 	// The G.711 decoders need the rate and layout; libopus decodes to mono (downmixing a
-	// stereo stream) when asked for one channel and always outputs 48 kHz s16.
-	d.ctx.SetSampleRate(d.codec.SampleRate())
+	// stereo stream) when asked for one channel, to s16, at its output_sample_rate option.
+	d.ctx.SetSampleRate(d.rate)
 	d.ctx.SetChannelLayout(astiav.ChannelLayoutMono)
-	if err := d.ctx.Open(dec, nil); err != nil {
+	var opts *astiav.Dictionary
+	if d.codec == Opus {
+		opts = astiav.NewDictionary()
+		defer opts.Free()
+		if err := opts.Set("output_sample_rate", strconv.Itoa(d.rate), 0); err != nil {
+			return err
+		}
+	}
+	if err := d.ctx.Open(dec, opts); err != nil {
 		return err
 	}
-	if d.ctx.SampleRate() != d.codec.SampleRate() || d.ctx.SampleFormat() != astiav.SampleFormatS16 {
-		return fmt.Errorf("decoder outputs %d Hz %s, want %d Hz s16", d.ctx.SampleRate(), d.ctx.SampleFormat(), d.codec.SampleRate())
+	if opts != nil {
+		if left := opts.Get("", nil, astiav.NewDictionaryFlags(astiav.DictionaryFlagIgnoreSuffix)); left != nil {
+			return fmt.Errorf("option %s not recognised: this FFmpeg lacks ffmpeg/patches/libopusdec-output-rate-fec.patch (rebuild it with ffmpeg/build.sh)", left.Key())
+		}
+		// The FEC switch must exist too; it is set only around recoveries (see fecFrame).
+		if err := setDecodeFEC(d.ctx, false); err != nil {
+			return fmt.Errorf("%w: this FFmpeg lacks ffmpeg/patches/libopusdec-output-rate-fec.patch (rebuild it with ffmpeg/build.sh)", err)
+		}
+	}
+	if d.ctx.SampleRate() != d.rate || d.ctx.SampleFormat() != astiav.SampleFormatS16 {
+		return fmt.Errorf("decoder outputs %d Hz %s, want %d Hz s16", d.ctx.SampleRate(), d.ctx.SampleFormat(), d.rate)
 	}
 	var err error
 	if d.pkt, err = newPayloadPacket(MaxPayloadSize); err != nil {
@@ -88,7 +118,10 @@ func (d *Decoder) open(name string) error {
 // Codec returns the codec d decodes.
 func (d *Decoder) Codec() Codec { return d.codec }
 
-// Decode decodes one RTP payload and appends its samples (at Codec().SampleRate()) to dst.
+// Rate returns the output sample rate in Hz.
+func (d *Decoder) Rate() int { return d.rate }
+
+// Decode decodes one RTP payload and appends its samples (at Rate()) to dst.
 // A payload that is empty, larger than MaxPayloadSize or that FFmpeg rejects returns an error
 // and leaves dst as it was; the decoder stays usable.
 func (d *Decoder) Decode(dst []int16, payload []byte) ([]int16, error) {
@@ -99,11 +132,13 @@ func (d *Decoder) Decode(dst []int16, payload []byte) ([]int16, error) {
 	return append(dst, frameSamples(f)...), nil
 }
 
-// Conceal appends about samples samples (at Codec().SampleRate()) of loss concealment to dst:
-// for Opus, libopus's packet-loss concealment, in steps of 10 ms (so samples is rounded up to
-// a multiple of 480); for G.711 and G.722, silence. Silence rather than repeating the last
+// Conceal appends about samples samples (at Rate()) of loss concealment to dst: for Opus,
+// libopus's packet-loss concealment, in steps of 10 ms (so samples is rounded up to a
+// multiple of 10 ms); for G.711 and G.722, silence. Silence rather than repeating the last
 // frame because a repeated frame joins its neighbours with phase jumps that click, and
-// anything smarter (G.711 Appendix I) would be codec maths written in Go.
+// anything smarter (G.711 Appendix I) would be codec maths written in Go. (StreamDecoder,
+// which sees the packet after a gap, also recovers the last lost Opus frame from that
+// packet's in-band FEC when it carries any.)
 func (d *Decoder) Conceal(dst []int16, samples int) ([]int16, error) {
 	for samples > 0 {
 		f, err := d.concealFrame(samples)
@@ -149,8 +184,50 @@ func (d *Decoder) concealFrame(samples int) (*astiav.Frame, error) {
 		d.silence.SetNbSamples(min(samples, d.codec.FrameSamples()))
 		return d.silence, nil
 	}
-	d.plc[0] = opusConcealTOC(d.lastTOC, samples >= 960)
+	d.plc[0] = opusConcealTOC(d.lastTOC, samples >= d.rate/50)
 	return d.run(d.plc[:])
+}
+
+// fecSamples returns how many samples (at Rate()) decoding next's in-band FEC recovers: the
+// duration of one of its frames, since libopus recovers exactly the frame lost just before a
+// packet. It is 0 for codecs other than Opus and for CELT-only packets, which cannot carry
+// FEC (Opus codes LBRR, its in-band FEC, only in the SILK layer).
+func (d *Decoder) fecSamples(next []byte) int {
+	if d.codec != Opus || len(next) == 0 {
+		return 0
+	}
+	config := next[0] >> 3
+	var ms int // frame duration
+	switch {
+	case config < 12: // SILK NB/MB/WB: 10, 20, 40, 60 ms
+		ms = [4]int{10, 20, 40, 60}[config%4]
+	case config < 16: // Hybrid SWB/FB: 10, 20 ms
+		ms = 10 << (config % 2)
+	default:
+		return 0
+	}
+	return ms * d.rate / 1000
+}
+
+// fecFrame decodes the in-band FEC of next, the packet after a loss, into d.frame: the lost
+// frame just before next as far as next's LBRR data describes it, or libopus's concealment
+// when next carries none. Decode next itself afterwards as usual.
+func (d *Decoder) fecFrame(next []byte) (*astiav.Frame, error) {
+	if d.ctx == nil {
+		return nil, errClosed
+	}
+	if len(next) == 0 || len(next) > MaxPayloadSize {
+		return nil, fmt.Errorf("codec: %s: no FEC in a %d-byte payload", d.codec, len(next))
+	}
+	if err := setDecodeFEC(d.ctx, true); err != nil {
+		return nil, err
+	}
+	f, err := d.run(next)
+	if err2 := setDecodeFEC(d.ctx, false); err == nil && err2 != nil {
+		d.frame.Unref()
+		return nil, err2
+	}
+	return f, err
 }
 
 // run sends one payload to the decoder and receives its frame. The decoders used here turn
@@ -176,7 +253,7 @@ func (d *Decoder) run(payload []byte) (*astiav.Frame, error) {
 	if err := d.ctx.ReceiveFrame(d.frame); err != nil {
 		return nil, fmt.Errorf("codec: %s: decoding %d-byte payload: no audio: %w", d.codec, len(payload), err)
 	}
-	if err := checkPCMFrame(d.frame, d.codec.SampleRate()); err != nil {
+	if err := checkPCMFrame(d.frame, d.rate); err != nil {
 		d.frame.Unref()
 		return nil, err
 	}

@@ -26,9 +26,12 @@ type frameSink interface {
 }
 
 // StreamDecoder decodes one source's RTP payloads, in arrival order, to 16-bit mono PCM at a
-// chosen rate. It follows the RTP sequence numbers: a gap is concealed (see Decoder.Conceal)
-// before the packet after it is decoded, so the PCM stream stays continuous; late and
-// duplicate packets are dropped. This is the per-source half of a mixer.
+// chosen rate. It follows the RTP sequence numbers: a gap is concealed before the packet after
+// it is decoded, so the PCM stream stays continuous; late and duplicate packets are dropped.
+// For Opus the last lost frame of a gap is recovered from the in-band FEC of the packet after
+// it when that packet carries any (the sender codes it when the peer asked for it with
+// useinbandfec=1), and the rest of the gap is libopus's PLC; other codecs conceal with silence
+// (see Decoder.Conceal). This is the per-source half of a mixer.
 type StreamDecoder struct {
 	dec     *Decoder
 	rs      *Resampler // nil when the codec's rate is the output rate
@@ -37,15 +40,25 @@ type StreamDecoder struct {
 	pcm     pcmSink
 }
 
-// NewStreamDecoder returns a decoder of c's payloads producing PCM at outRate Hz.
+// NewStreamDecoder returns a decoder of c's payloads producing PCM at outRate Hz. Opus is
+// decoded at outRate itself when libopus decodes to it natively (8, 12, 16, 24 or 48 kHz),
+// other rates and codecs are resampled with libswresample.
 func NewStreamDecoder(c Codec, outRate int) (*StreamDecoder, error) {
-	dec, err := NewDecoder(c)
+	if outRate <= 0 {
+		return nil, fmt.Errorf("codec: stream decoder output rate %d Hz", outRate)
+	}
+	decRate := c.SampleRate()
+	if c == Opus && OpusInputRate(outRate) {
+		decRate = outRate
+	}
+	dec, err := NewDecoderRate(c, decRate)
 	if err != nil {
 		return nil, err
 	}
 	s := &StreamDecoder{dec: dec, outRate: outRate}
-	if outRate != c.SampleRate() {
-		if s.rs, err = NewResampler(c.SampleRate(), outRate); err != nil {
+	s.seq.rate = decRate
+	if outRate != decRate {
+		if s.rs, err = NewResampler(decRate, outRate); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -78,7 +91,7 @@ func (s *StreamDecoder) run(payload []byte, seq uint16, ts uint32, sink frameSin
 	case actDrop:
 		return nil
 	case actConceal:
-		if err := s.conceal(conceal, sink); err != nil {
+		if err := s.conceal(conceal, payload, sink); err != nil {
 			return err
 		}
 		s.seq.concealed(seq, ts, s.dec.codec)
@@ -91,8 +104,31 @@ func (s *StreamDecoder) run(payload []byte, seq uint16, ts uint32, sink frameSin
 	return s.emit(f, sink)
 }
 
-// conceal pushes about samples samples (at the codec's rate) of concealment to sink.
-func (s *StreamDecoder) conceal(samples int, sink frameSink) error {
+// conceal pushes about samples samples (at the decoder's rate) of concealment for the packets
+// lost before next to sink: for Opus, the frame just before next recovered from next's in-band
+// FEC when the gap is at least a frame of next long (libopus conceals it instead when next
+// carries no FEC), and PLC for the rest, first.
+func (s *StreamDecoder) conceal(samples int, next []byte, sink frameSink) error {
+	fec := s.dec.fecSamples(next)
+	if fec > samples {
+		fec = 0
+	}
+	if err := s.plc(samples-fec, sink); err != nil {
+		return err
+	}
+	if fec == 0 {
+		return nil
+	}
+	f, err := s.dec.fecFrame(next)
+	if err != nil {
+		// next is corrupt (its own decode will fail too): conceal its share as well.
+		return s.plc(fec, sink)
+	}
+	return s.emit(f, sink)
+}
+
+// plc pushes about samples samples (at the decoder's rate) of packet-loss concealment to sink.
+func (s *StreamDecoder) plc(samples int, sink frameSink) error {
 	for samples > 0 {
 		f, err := s.dec.concealFrame(samples)
 		if err != nil {
@@ -149,6 +185,9 @@ const (
 
 // seqTracker follows a source's sequence numbers and timestamps.
 type seqTracker struct {
+	// rate is the sample rate of the decoded audio the tracker counts in, when it is not the
+	// codec's SampleRate (Opus decoded at 8 or 16 kHz); zero means SampleRate.
+	rate    int
 	started bool
 	lastSeq uint16
 	lastTS  uint32
@@ -175,12 +214,13 @@ func (t *seqTracker) next(seq uint16, ts uint32, c Codec) (seqAction, int) {
 	}
 	lost := delta - 1
 	samples := lost * t.lastSamples
+	rate := t.audioRate(c)
 	// Timestamps in RTP clock units; G.722's clock runs at half its audio rate.
-	ticks := int64(int32(ts-t.lastTS)) - int64(t.lastSamples)*int64(c.ClockRate())/int64(c.SampleRate())
+	ticks := int64(int32(ts-t.lastTS)) - int64(t.lastSamples)*int64(c.ClockRate())/int64(rate)
 	if ticks > 0 {
-		samples = int(ticks * int64(c.SampleRate()) / int64(c.ClockRate()))
+		samples = int(ticks * int64(rate) / int64(c.ClockRate()))
 	}
-	samples = min(samples, MaxConcealment*c.SampleRate()/1000)
+	samples = min(samples, MaxConcealment*rate/1000)
 	if samples <= 0 {
 		return actDecode, 0
 	}
@@ -191,7 +231,15 @@ func (t *seqTracker) next(seq uint16, ts uint32, c Codec) (seqAction, int) {
 // packet fails to decode, the next one conceals only the failed packet.
 func (t *seqTracker) concealed(seq uint16, ts uint32, c Codec) {
 	t.lastSeq = seq - 1
-	t.lastTS = ts - uint32(int64(t.lastSamples)*int64(c.ClockRate())/int64(c.SampleRate()))
+	t.lastTS = ts - uint32(int64(t.lastSamples)*int64(c.ClockRate())/int64(t.audioRate(c)))
+}
+
+// audioRate returns the sample rate the tracker counts samples in.
+func (t *seqTracker) audioRate(c Codec) int {
+	if t.rate > 0 {
+		return t.rate
+	}
+	return c.SampleRate()
 }
 
 // decoded records a decoded packet of samples audio samples.

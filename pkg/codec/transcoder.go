@@ -4,8 +4,11 @@ import "fmt"
 
 // Transcoder converts one source's RTP payloads of one codec into 20 ms payloads of another:
 // decode → resample (only when needed) → re-frame → encode, all in FFmpeg. The sample rate in
-// the middle is the source codec's own: Opus destinations are encoded from it directly
-// (8 kHz from G.711, 16 kHz from G.722), the others resampled to their rate.
+// the middle is the lower of the two codecs' own rates, so nothing is computed that the
+// narrower side would throw away: Opus destinations are encoded from the source's rate
+// directly (8 kHz from G.711, 16 kHz from G.722), Opus sources are decoded by libopus straight
+// to the destination's rate (8 kHz for G.711, 16 kHz for G.722), and G.711 ↔ G.722 is
+// resampled once.
 //
 // Output payloads carry no timestamps: each one advances the destination's RTP timestamp by
 // Destination().TimestampStep() (160, or 960 for Opus). Because gaps in the source's sequence
@@ -23,11 +26,15 @@ func NewTranscoder(src, dst Codec, o Options) (*Transcoder, error) {
 	if !src.Valid() || !dst.Valid() {
 		return nil, fmt.Errorf("codec: no transcoder from %v to %v", src, dst)
 	}
-	d, err := NewStreamDecoder(src, src.SampleRate())
+	mid := src.SampleRate()
+	if src == Opus && dst != Opus {
+		mid = dst.SampleRate()
+	}
+	d, err := NewStreamDecoder(src, mid)
 	if err != nil {
 		return nil, err
 	}
-	e, err := NewStreamEncoder(dst, src.SampleRate(), o)
+	e, err := NewStreamEncoder(dst, mid, o)
 	if err != nil {
 		d.Close()
 		return nil, err
