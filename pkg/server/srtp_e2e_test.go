@@ -1523,3 +1523,64 @@ loop:
 	t.Logf("sent %d packets to rtpbridge", sent)
 	srtpCheckTone(t, audiotest.PCMFromBytes(raw), "plain → rtpbridge → ffmpeg SRTP")
 }
+
+// TestSRTPRekeyReopensLearningWindow: once the 5 s symmetric-RTP window has closed, a new source
+// (same keys) cannot take the leg over; endpoint.srtp_rekey reopens the window (PROTOCOL.md §14,
+// §15), after which it can.
+func TestSRTPRekeyReopensLearningWindow(t *testing.T) {
+	srv := testserver.Start(t, nil, server.Tuning{})
+	c := testserver.Dial(t, srv)
+	c.CreateSession()
+	s := srtpSuiteNamed(t, "AES_CM_128_HMAC_SHA1_80")
+	id, answer, sp := srtpLegFromOffer(t, c, s, "RTP/SAVP", "RTP/SAVP")
+	plain := srtpPlainLeg(t, c)
+	gen := func(i int) []byte { return rtppeer.Pattern(i, 160) }
+	h, _ := sp.stream(rtp.Header{PayloadType: 0, SSRC: 0x77, SequenceNumber: 100}, 3, gen)
+	if got := plain.peer.Collect(3, wait); len(got) != 3 {
+		t.Fatalf("plain leg got %d packets", len(got))
+	}
+
+	// The same peer, moved to another socket (a NAT rebinding, or an attacker with the keys).
+	moved, movedRTCP := srtpListenPair(t)
+	defer moved.Close()
+	defer movedRTCP.Close()
+	bridge := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: mPort(t, answer)}
+	sendFromMoved := func() {
+		t.Helper()
+		if _, err := moved.WriteToUDP(sp.protect(sp.tx, h, gen(0)), bridge); err != nil {
+			t.Fatal(err)
+		}
+		h.SequenceNumber++
+		h.Timestamp += 160
+		if got := plain.peer.Collect(1, wait); len(got) != 1 {
+			t.Fatal("packet from the moved socket was not routed")
+		}
+	}
+	// Does rtpbridge send to the moved socket now?
+	sendsToMoved := func() bool {
+		t.Helper()
+		plain.peer.Send(rtp.Header{PayloadType: 0, SSRC: 0x88, SequenceNumber: h.SequenceNumber}, gen(1))
+		_ = moved.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		buf := make([]byte, 2048)
+		_, _, err := moved.ReadFromUDP(buf)
+		return err == nil
+	}
+
+	time.Sleep(5200 * time.Millisecond) // the window closes
+	h, _ = sp.stream(h, 1, gen)         // the first packet after the window locks the address
+	plain.peer.Collect(1, wait)
+	sendFromMoved()
+	if sendsToMoved() {
+		t.Fatal("a new source took the leg over after the learning window closed")
+	}
+	sp.collect(1, wait) // that packet went to the original socket
+
+	var res struct {
+		SDP string `json:"sdp"`
+	}
+	c.MustCall("endpoint.srtp_rekey", map[string]any{"endpoint_id": id}, &res)
+	sendFromMoved() // the peer's key is unchanged until it answers the re-offer
+	if !sendsToMoved() {
+		t.Fatal("srtp_rekey did not reopen the learning window")
+	}
+}
