@@ -28,7 +28,10 @@ type routingFixture struct {
 	src    netip.AddrPort
 }
 
-func newRoutingFixture(tb testing.TB) *routingFixture {
+// newRoutingFixture builds a PCMU source leg a and a destination leg b whose codec is given as
+// the m= line's format list plus its rtpmap lines; with mix, a third PCMU leg also feeds b, so b
+// is served by a mixer.
+func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixture {
 	tb.Helper()
 	ports, err := rtpnet.NewPortAllocator(netip.MustParseAddr("127.0.0.1"), 32000, 32999)
 	if err != nil {
@@ -51,18 +54,18 @@ func newRoutingFixture(tb testing.TB) *routingFixture {
 	go func() {
 		buf := make([]byte, 2048)
 		for {
-			if _, _, err := f.peerB.ReadFromUDP(buf); err != nil {
+			if _, _, err := f.peerB.ReadFromUDPAddrPort(buf); err != nil {
 				return
 			}
 		}
 	}()
-	mk := func(peer *net.UDPConn) *endpoint.RTP {
+	mk := func(peer *net.UDPConn, format string) *endpoint.RTP {
 		ep, err := endpoint.NewRTP(uuid.New(), endpoint.SendRecv, ports, time.Now())
 		if err != nil {
 			tb.Fatal(err)
 		}
 		offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-			"m=audio " + strconv.Itoa(peer.LocalAddr().(*net.UDPAddr).Port) + " RTP/AVP 0\r\n"
+			"m=audio " + strconv.Itoa(peer.LocalAddr().(*net.UDPAddr).Port) + " RTP/AVP " + format + "\r\n"
 		d, err := sdp.Parse([]byte(offer))
 		if err != nil {
 			tb.Fatal(err)
@@ -73,7 +76,10 @@ func newRoutingFixture(tb testing.TB) *routingFixture {
 		s.media.add(ep, time.Now())
 		return ep
 	}
-	f.a, f.b = mk(peerA), mk(f.peerB)
+	f.a, f.b = mk(peerA, "0"), mk(f.peerB, dstFormat)
+	if mix {
+		mk(peerA, "0")
+	}
 	f.src = peerA.LocalAddr().(*net.UDPAddr).AddrPort()
 	f.packet, _ = (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 42}, Payload: make([]byte, 160)}).Marshal()
 	return f
@@ -88,33 +94,53 @@ func (f *routingFixture) inject(seq uint16) {
 	f.s.media.handlePacket(d)
 }
 
+// routeCases are the session's three ways to serve a destination.
+var routeCases = []struct {
+	name, format string
+	mix          bool
+}{
+	{"passthrough", "0", false},
+	{"transcode-G722", "9", false},
+	{"transcode-opus", "111\r\na=rtpmap:111 opus/48000/2", false},
+	{"mix-PCMU", "0", true},
+}
+
 func TestRoutingPathDoesNotAllocate(t *testing.T) {
-	f := newRoutingFixture(t)
-	var seq uint16
-	for i := 0; i < 10; i++ { // warm up: state change event, first-packet bookkeeping
-		seq++
-		f.inject(seq)
-	}
-	allocs := testing.AllocsPerRun(1000, func() {
-		seq++
-		f.inject(seq)
-	})
-	if allocs != 0 {
-		t.Fatalf("routing path allocates %.1f times per packet", allocs)
-	}
-	if got := f.b.Sender().Packets(); got < 1000 {
-		t.Fatalf("destination sent %d packets", got)
+	for _, tc := range routeCases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newRoutingFixture(t, tc.format, tc.mix)
+			var seq uint16
+			for i := 0; i < 50; i++ { // warm up: state change event, first-packet bookkeeping, codec buffers
+				seq++
+				f.inject(seq)
+			}
+			allocs := testing.AllocsPerRun(500, func() {
+				seq++
+				f.inject(seq)
+			})
+			if allocs != 0 {
+				t.Fatalf("routing path allocates %.1f times per packet", allocs)
+			}
+			if got := f.b.Sender().Packets(); got < 500 {
+				t.Fatalf("destination sent %d packets", got)
+			}
+		})
 	}
 }
 
-// BenchmarkRoutePacket measures the session's per-packet path for a two-party PCMU call:
-// classify, parse, statistics, learning, rewrite and one UDP send.
+// BenchmarkRoutePacket measures the session's per-packet path from a PCMU leg: classify, parse,
+// statistics, learning, then passthrough rewrite, a transcoding pipeline or a mixer, and one UDP
+// send.
 func BenchmarkRoutePacket(b *testing.B) {
-	f := newRoutingFixture(b)
-	b.ReportAllocs()
-	var seq uint16
-	for b.Loop() {
-		seq++
-		f.inject(seq)
+	for _, tc := range routeCases {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newRoutingFixture(b, tc.format, tc.mix)
+			b.ReportAllocs()
+			var seq uint16
+			for b.Loop() {
+				seq++
+				f.inject(seq)
+			}
+		})
 	}
 }
