@@ -19,6 +19,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/rtpbridge/rtpbridge/pkg/internal/audiotest"
 )
 
 // Interop with an independent SRTP implementation: the Debian ffmpeg CLI
@@ -163,36 +165,6 @@ func listenPair(t *testing.T) (rtpConn, rtcpConn *net.UDPConn) {
 	return nil, nil
 }
 
-// waitUDPBound polls /proc/net/udp until some socket is bound to port on
-// 127.0.0.1 or any address. Reading /proc leaves the port alone, unlike a
-// trial bind, which could steal it from ffmpeg.
-func waitUDPBound(ctx context.Context, port int) error {
-	want := fmt.Sprintf(":%04X ", port)
-	for {
-		data, err := os.ReadFile("/proc/net/udp")
-		if err != nil {
-			// No procfs: fall back to a generous pause.
-			select {
-			case <-time.After(2 * time.Second):
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) > 1 && strings.HasSuffix(f[1]+" ", want) &&
-				(strings.HasPrefix(f[1], "0100007F:") || strings.HasPrefix(f[1], "00000000:")) {
-				return nil
-			}
-		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
 
 // TestInteropFFmpegSendsSRTP: ffmpeg encrypts a 1 kHz µ-law tone with a key
 // we hand it; we decrypt every SRTP and SRTCP packet and check the tone.
@@ -380,7 +352,7 @@ func TestInteropFFmpegReceivesSRTP(t *testing.T) {
 			// Start the stream only once ffmpeg listens: a receiver that
 			// first hears the stream after the wrap cannot know the ROC
 			// (RFC 4771 §1) and would reject everything.
-			if err := waitUDPBound(ctx, port); err != nil {
+			if err := audiotest.WaitUDPBound(ctx, port); err != nil {
 				t.Fatalf("ffmpeg never bound UDP port %d: %v\n%s", port, err, stderr.String())
 			}
 			conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})

@@ -84,7 +84,9 @@ func TestFFmpegInterop(t *testing.T) {
 	if err := recv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // let the receiver bind its port
+	if err := audiotest.WaitUDPBound(ctx, receiverPort); err != nil {
+		t.Fatalf("ffmpeg receiver never bound port %d: %v\n%s", receiverPort, err, recvOut)
+	}
 
 	send := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=8000:duration=4",

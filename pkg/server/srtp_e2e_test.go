@@ -1349,34 +1349,6 @@ func TestSRTPHonouredKeyParameters(t *testing.T) {
 // ---------------------------------------------------------------------------------------------
 // 7. Interop with the Debian ffmpeg CLI (libavformat's own SRTP).
 
-// srtpWaitUDPBound polls /proc/net/udp until a socket is bound to port on 127.0.0.1 or any
-// address (a trial bind could steal the port from ffmpeg). Same trick as pkg/sdes's interop test.
-func srtpWaitUDPBound(ctx context.Context, port int) error {
-	want := fmt.Sprintf(":%04X ", port)
-	for {
-		data, err := os.ReadFile("/proc/net/udp")
-		if err != nil {
-			select {
-			case <-time.After(2 * time.Second):
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) > 1 && strings.HasSuffix(f[1]+" ", want) &&
-				(strings.HasPrefix(f[1], "0100007F:") || strings.HasPrefix(f[1], "00000000:")) {
-				return nil
-			}
-		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
 
 func srtpCheckTone(t *testing.T, pcm []int16, what string) {
 	t.Helper()
@@ -1478,7 +1450,7 @@ func TestSRTPFFmpegReceivesFromRtpbridge(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	// rtpbridge's first packet must reach ffmpeg: a receiver that first hears the stream after
 	// a sequence wrap cannot know the rollover counter.
-	if err := srtpWaitUDPBound(ctx, ffPort); err != nil {
+	if err := audiotest.WaitUDPBound(ctx, ffPort); err != nil {
 		t.Fatalf("ffmpeg never bound UDP port %d: %v\n%s", ffPort, err, stderr)
 	}
 	bAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: mPort(t, plain.sdp)}
