@@ -165,7 +165,6 @@ func listenPair(t *testing.T) (rtpConn, rtcpConn *net.UDPConn) {
 	return nil, nil
 }
 
-
 // TestInteropFFmpegSendsSRTP: ffmpeg encrypts a 1 kHz µ-law tone with a key
 // we hand it; we decrypt every SRTP and SRTCP packet and check the tone.
 func TestInteropFFmpegSendsSRTP(t *testing.T) {

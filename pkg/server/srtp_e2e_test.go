@@ -1349,7 +1349,6 @@ func TestSRTPHonouredKeyParameters(t *testing.T) {
 // ---------------------------------------------------------------------------------------------
 // 7. Interop with the Debian ffmpeg CLI (libavformat's own SRTP).
 
-
 func srtpCheckTone(t *testing.T, pcm []int16, what string) {
 	t.Helper()
 	if len(pcm) < 8000 {
