@@ -166,9 +166,9 @@ func (r *runner) setup(ctx context.Context, c *call) (string, error) {
 	return "", nil
 }
 
-// prime opens both legs: rtpbridge sends nothing to a leg until that leg has received a valid
-// RTP packet (PROTOCOL.md §14), and a transcoder may hold the first frame back, so both peers
-// send paced packets until each has received something, at most primeTimeout. Then, after a
+// prime opens both legs: the first packets of a call do one-off work (state changes, symmetric-RTP
+// learning, transcoder start-up, which may hold the first frame back), so both peers send paced
+// packets until each has received something, at most primeTimeout, before anything is measured. Then, after a
 // pause for stragglers, the receivers are armed: everything before is not counted.
 func (r *runner) prime(ctx context.Context, c *call) error {
 	deadline := time.Now().Add(primeTimeout)
