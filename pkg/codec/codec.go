@@ -126,3 +126,28 @@ func (c Codec) FrameSamples() int { return c.SampleRate() * FrameDuration / 1000
 
 // TimestampStep returns the RTP timestamp advance per 20 ms frame: 160, or 960 for Opus.
 func (c Codec) TimestampStep() uint32 { return uint32(c.ClockRate() * FrameDuration / 1000) }
+
+// ffmpegName is the libavcodec coder rtpbridge uses for c, in both directions: the G.711 and
+// G.722 coders, and libopus (the native Opus decoder lacks PLC and FEC).
+func (c Codec) ffmpegName() (string, bool) {
+	switch c {
+	case PCMU:
+		return "pcm_mulaw", true
+	case PCMA:
+		return "pcm_alaw", true
+	case G722:
+		return "g722", true
+	case Opus:
+		return "libopus", true
+	}
+	return "", false
+}
+
+// pcmRate reports whether c's coder works on PCM at rate: the codec's own audio rate, or for
+// Opus any rate libopus handles natively.
+func (c Codec) pcmRate(rate int) bool {
+	if c == Opus {
+		return OpusInputRate(rate)
+	}
+	return rate == c.SampleRate()
+}

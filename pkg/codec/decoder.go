@@ -40,20 +40,11 @@ func NewDecoder(c Codec) (*Decoder, error) { return NewDecoderRate(c, c.SampleRa
 // OpusInputRate): decoding for an 8 kHz destination at 8 kHz skips the work of the higher
 // rates and a resampler. Close frees it.
 func NewDecoderRate(c Codec, rate int) (*Decoder, error) {
-	var name string
-	switch c {
-	case PCMU:
-		name = "pcm_mulaw"
-	case PCMA:
-		name = "pcm_alaw"
-	case G722:
-		name = "g722"
-	case Opus:
-		name = "libopus"
-	default:
+	name, ok := c.ffmpegName()
+	if !ok {
 		return nil, fmt.Errorf("codec: no decoder for %v", c)
 	}
-	if c == Opus && !OpusInputRate(rate) || c != Opus && rate != c.SampleRate() {
+	if !c.pcmRate(rate) {
 		return nil, fmt.Errorf("codec: %s decoder cannot produce %d Hz", c, rate)
 	}
 	d := &Decoder{codec: c, rate: rate, lastTOC: opusTOCCELTFB20}

@@ -70,20 +70,11 @@ func NewEncoder(c Codec, rate int, o Options) (*Encoder, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	var name string
-	switch c {
-	case PCMU:
-		name = "pcm_mulaw"
-	case PCMA:
-		name = "pcm_alaw"
-	case G722:
-		name = "g722"
-	case Opus:
-		name = "libopus"
-	default:
+	name, ok := c.ffmpegName()
+	if !ok {
 		return nil, fmt.Errorf("codec: no encoder for %v", c)
 	}
-	if c == Opus && !OpusInputRate(rate) || c != Opus && rate != c.SampleRate() {
+	if !c.pcmRate(rate) {
 		return nil, fmt.Errorf("codec: %s encoder cannot take %d Hz input", c, rate)
 	}
 	e := &Encoder{codec: c, rate: rate, frameSize: rate * FrameDuration / 1000}
