@@ -238,6 +238,13 @@ func (s *Session) emit(name string, data any) {
 // run is the session loop.
 func (s *Session) run() {
 	defer s.teardown()
+	defer func() {
+		// A bug reached by one session's media must end that session, not the process: the
+		// teardown above still releases its sockets and tells the manager.
+		if r := recover(); r != nil {
+			s.mgr.log.Error("panic in session loop; ending the session", "session_id", s.id, "panic", r)
+		}
+	}()
 	tick := time.NewTicker(s.mgr.opts.TickInterval)
 	defer tick.Stop()
 	for !s.ending {

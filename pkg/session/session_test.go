@@ -102,3 +102,23 @@ func TestFormatTime(t *testing.T) {
 		}
 	}
 }
+
+// A panic on the session loop ends that session cleanly; the manager and other sessions go on.
+func TestPanicEndsOnlyThatSession(t *testing.T) {
+	m := testManager(Options{})
+	defer m.Close()
+	bad, _ := m.Create(nil)
+	good, _ := m.Create(nil)
+	bad.media.events <- mediaEvent{fn: func(*Session) { panic("boom") }}
+	select {
+	case <-bad.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not end after a panic")
+	}
+	if _, err := good.Do("probe", func(*Session) (any, error) { return nil, nil }); err != nil {
+		t.Fatalf("other session: %v", err)
+	}
+	if m.Count() != 1 {
+		t.Fatalf("%d sessions, want 1", m.Count())
+	}
+}
