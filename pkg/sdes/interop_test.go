@@ -21,6 +21,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtpbridge/rtpbridge/pkg/internal/audiotest"
+	"github.com/rtpbridge/rtpbridge/pkg/internal/rtppeer"
 )
 
 // Interop with an independent SRTP implementation: the Debian ffmpeg CLI
@@ -141,30 +142,6 @@ func tone(n int, freq float64, off int) []int16 {
 	return out
 }
 
-// listenPair binds an even RTP port and the next odd one on 127.0.0.1.
-func listenPair(t *testing.T) (rtpConn, rtcpConn *net.UDPConn) {
-	t.Helper()
-	for range 100 {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		if p%2 != 0 || p >= 65535 {
-			c.Close()
-			continue
-		}
-		c2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 1})
-		if err != nil {
-			c.Close()
-			continue
-		}
-		return c, c2
-	}
-	t.Fatal("no free even/odd UDP port pair on 127.0.0.1")
-	return nil, nil
-}
-
 // TestInteropFFmpegSendsSRTP: ffmpeg encrypts a 1 kHz µ-law tone with a key
 // we hand it; we decrypt every SRTP and SRTCP packet and check the tone.
 func TestInteropFFmpegSendsSRTP(t *testing.T) {
@@ -179,7 +156,7 @@ func TestInteropFFmpegSendsSRTP(t *testing.T) {
 			if err := tr.SetRemote(peerKey); err != nil {
 				t.Fatal(err)
 			}
-			rtpConn, rtcpConn := listenPair(t)
+			rtpConn, rtcpConn := rtppeer.ListenPair(t)
 			defer rtpConn.Close()
 			defer rtcpConn.Close()
 			port := rtpConn.LocalAddr().(*net.UDPAddr).Port
@@ -312,7 +289,7 @@ func TestInteropFFmpegReceivesSRTP(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Find a free port pair for ffmpeg, then release it for ffmpeg.
-			a, b := listenPair(t)
+			a, b := rtppeer.ListenPair(t)
 			port := a.LocalAddr().(*net.UDPAddr).Port
 			a.Close()
 			b.Close()

@@ -13,30 +13,19 @@ import (
 	"time"
 
 	"github.com/rtpbridge/rtpbridge/pkg/internal/audiotest"
+	"github.com/rtpbridge/rtpbridge/pkg/internal/rtppeer"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/testserver"
 	"github.com/rtpbridge/rtpbridge/pkg/server"
 )
 
-// freeUDPPort returns an even UDP port on 127.0.0.1 that was free a moment ago (and its +1).
+// freeUDPPort returns an even UDP port on 127.0.0.1 whose pair was free a moment ago, for an
+// ffmpeg CLI process to bind.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 100; i++ {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := c.LocalAddr().(*net.UDPAddr).Port
-		c.Close()
-		if port%2 == 0 {
-			c2, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
-			if err == nil {
-				c2.Close()
-				return port
-			}
-		}
-	}
-	t.Fatal("no free UDP port pair")
-	return 0
+	rtpConn, rtcpConn := rtppeer.ListenPair(t)
+	defer rtcpConn.Close()
+	defer rtpConn.Close()
+	return rtpConn.LocalAddr().(*net.UDPAddr).Port
 }
 
 func plainSDP(port int, pt int, name string) string {

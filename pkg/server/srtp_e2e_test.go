@@ -106,31 +106,6 @@ func srtpCryptoLine(tag int, s srtpSuite, material []byte) string {
 
 var srtpPCMU = []string{"0 PCMU/8000", "101 telephone-event/8000"}
 
-// srtpPeerSDP writes a SIP-phone style SDP for one audio section with the given profile.
-func srtpPeerSDP(port int, profile string, formats []string, extra ...string) string {
-	var pts, maps []string
-	for _, f := range formats {
-		pt, name, _ := strings.Cut(f, " ")
-		pts = append(pts, pt)
-		maps = append(maps, "a=rtpmap:"+pt+" "+name)
-		if strings.HasPrefix(name, "telephone-event") {
-			maps = append(maps, "a=fmtp:"+pt+" 0-16")
-		}
-	}
-	lines := []string{
-		"v=0",
-		"o=peer 1 1 IN IP4 127.0.0.1",
-		"s=-",
-		"c=IN IP4 127.0.0.1",
-		"t=0 0",
-		fmt.Sprintf("m=audio %d %s %s", port, profile, strings.Join(pts, " ")),
-	}
-	lines = append(lines, maps...)
-	lines = append(lines, "a=ptime:20", "a=sendrecv")
-	lines = append(lines, extra...)
-	return strings.Join(lines, "\r\n") + "\r\n"
-}
-
 func srtpSDPLines(sdp string) []string {
 	var out []string
 	for _, l := range strings.Split(sdp, "\n") {
@@ -250,7 +225,7 @@ type srtpPeer struct {
 
 func newSRTPPeer(t testing.TB, s srtpSuite) *srtpPeer {
 	t.Helper()
-	rtpConn, rtcpConn := srtpListenPair(t)
+	rtpConn, rtcpConn := rtppeer.ListenPair(t)
 	p := &srtpPeer{
 		t: t, suite: s, rtpConn: rtpConn, rtcpConn: rtcpConn,
 		rtpIn: make(chan srtpRaw, 4096), rtcpIn: make(chan srtpRaw, 256),
@@ -263,30 +238,6 @@ func newSRTPPeer(t testing.TB, s srtpSuite) *srtpPeer {
 	go func() { defer wg.Done(); p.read(rtcpConn, true) }()
 	t.Cleanup(func() { rtpConn.Close(); rtcpConn.Close(); wg.Wait() })
 	return p
-}
-
-// srtpListenPair binds an even port and the next odd one on 127.0.0.1.
-func srtpListenPair(t testing.TB) (*net.UDPConn, *net.UDPConn) {
-	t.Helper()
-	for range 200 {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := c.LocalAddr().(*net.UDPAddr).Port
-		if port%2 != 0 || port >= 65535 {
-			c.Close()
-			continue
-		}
-		c2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
-		if err != nil {
-			c.Close()
-			continue
-		}
-		return c, c2
-	}
-	t.Fatal("no free even/odd UDP port pair")
-	return nil, nil
 }
 
 func (p *srtpPeer) read(conn *net.UDPConn, rtcpSocket bool) {
@@ -315,7 +266,7 @@ func (p *srtpPeer) cryptoLine(tag int) string { return srtpCryptoLine(tag, p.sui
 
 // offer is an offer with this peer's key under tag 1.
 func (p *srtpPeer) offer(profile string, extra ...string) string {
-	return srtpPeerSDP(p.port(), profile, srtpPCMU, append([]string{p.cryptoLine(1)}, extra...)...)
+	return rtppeer.SDP(p.port(), profile, srtpPCMU, append([]string{p.cryptoLine(1)}, extra...)...)
 }
 
 // target points RTP at the m= port of rtpbridge's SDP and RTCP at port + 1 (we never offer
@@ -619,7 +570,7 @@ func TestSRTPSuitesSRTPToSRTP(t *testing.T) {
 			b := newSRTPPeer(t, s)
 			b.setRX(cr[i].key)
 			b.target(offer)
-			answer := srtpPeerSDP(b.port(), "RTP/SAVP", srtpPCMU, b.cryptoLine(cr[i].tag))
+			answer := rtppeer.SDP(b.port(), "RTP/SAVP", srtpPCMU, b.cryptoLine(cr[i].tag))
 			c.MustCall("endpoint.accept_answer", map[string]any{"endpoint_id": bID, "sdp": answer}, nil)
 
 			srtpCheckSRTPToSRTP(t, a, b, 0xa1)
@@ -665,7 +616,7 @@ func TestSRTPAnswerPicksFirstSupportedSuite(t *testing.T) {
 	gcm := srtpSuiteNamed(t, "AEAD_AES_128_GCM")
 	sp := newSRTPPeer(t, gcm)
 	other := srtpSuites[0].newKey(t)
-	offer := srtpPeerSDP(sp.port(), "RTP/SAVP", srtpPCMU,
+	offer := rtppeer.SDP(sp.port(), "RTP/SAVP", srtpPCMU,
 		"a=crypto:3 F8_128_HMAC_SHA1_80 inline:"+srtpB64(other),
 		sp.cryptoLine(7),
 		srtpCryptoLine(9, srtpSuites[0], other))
@@ -996,7 +947,7 @@ func srtpRekeyMidStream(t *testing.T, s srtpSuite) {
 
 	// (2) The peer answers with a new key of its own; rtpbridge installs it as pending.
 	newKey := s.newKey(t)
-	reAnswer := srtpPeerSDP(sp.port(), "RTP/SAVP", srtpPCMU, srtpCryptoLine(1, s, newKey))
+	reAnswer := rtppeer.SDP(sp.port(), "RTP/SAVP", srtpPCMU, srtpCryptoLine(1, s, newKey))
 	tA0 := time.Now()
 	c.MustCall("endpoint.accept_answer", map[string]any{"endpoint_id": aID, "sdp": reAnswer}, nil)
 	tA := time.Now()
@@ -1243,7 +1194,7 @@ func TestSRTPBadCryptoRejected(t *testing.T) {
 		{"SAVP without crypto", nil, []string{"a=crypto"}},
 	}
 	for _, tc := range cases {
-		e := c.ExpectError("endpoint.create_from_offer", map[string]any{"sdp": srtpPeerSDP(port, "RTP/SAVP", srtpPCMU, tc.lines...)}, protocol.CodeEndpointError)
+		e := c.ExpectError("endpoint.create_from_offer", map[string]any{"sdp": rtppeer.SDP(port, "RTP/SAVP", srtpPCMU, tc.lines...)}, protocol.CodeEndpointError)
 		t.Logf("%-26s → %s", tc.name, e.Message)
 		if !srtpContainsAll(e.Message, tc.words) {
 			t.Errorf("%s: message %q does not name the problem (want %q)", tc.name, e.Message, tc.words)
@@ -1275,7 +1226,7 @@ func TestSRTPAcceptAnswerCryptoErrors(t *testing.T) {
 	s := srtpSuites[0]
 	b := newSRTPPeer(t, s)
 	answer := func(lines ...string) map[string]any {
-		return map[string]any{"endpoint_id": bID, "sdp": srtpPeerSDP(b.port(), "RTP/SAVP", srtpPCMU, lines...)}
+		return map[string]any{"endpoint_id": bID, "sdp": rtppeer.SDP(b.port(), "RTP/SAVP", srtpPCMU, lines...)}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -1306,7 +1257,7 @@ func TestSRTPAcceptAnswerCryptoErrors(t *testing.T) {
 		EndpointID string `json:"endpoint_id"`
 	}
 	c.MustCall("endpoint.create_offer", map[string]any{"type": "rtp", "codecs": []string{"PCMU"}}, &res)
-	e := c.ExpectError("endpoint.accept_answer", map[string]any{"endpoint_id": res.EndpointID, "sdp": srtpPeerSDP(b.port(), "RTP/SAVP", srtpPCMU, b.cryptoLine(1))}, protocol.CodeEndpointError)
+	e := c.ExpectError("endpoint.accept_answer", map[string]any{"endpoint_id": res.EndpointID, "sdp": rtppeer.SDP(b.port(), "RTP/SAVP", srtpPCMU, b.cryptoLine(1))}, protocol.CodeEndpointError)
 	if !srtpContainsAll(e.Message, []string{"crypto", "plain"}) {
 		t.Errorf("crypto answer to plain offer: %q", e.Message)
 	}
@@ -1324,7 +1275,7 @@ func TestSRTPHonouredKeyParameters(t *testing.T) {
 	s := srtpSuites[0]
 	sp := newSRTPPeer(t, s)
 	sp.tx = s.context(t, sp.txKey, srtp.MasterKeyIndicator([]byte{0, 0, 0, 7}))
-	offer := srtpPeerSDP(sp.port(), "RTP/SAVP", srtpPCMU, fmt.Sprintf("a=crypto:1 %s inline:%s|2^31|7:4 WSH=128", s.name, srtpB64(sp.txKey)))
+	offer := rtppeer.SDP(sp.port(), "RTP/SAVP", srtpPCMU, fmt.Sprintf("a=crypto:1 %s inline:%s|2^31|7:4 WSH=128", s.name, srtpB64(sp.txKey)))
 	var res struct {
 		EndpointID string `json:"endpoint_id"`
 		SDPAnswer  string `json:"sdp_answer"`
@@ -1378,7 +1329,7 @@ func TestSRTPFFmpegSendsThroughRtpbridge(t *testing.T) {
 		EndpointID string `json:"endpoint_id"`
 		SDPAnswer  string `json:"sdp_answer"`
 	}
-	c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": srtpPeerSDP(senderPort, "RTP/SAVP", []string{"0 PCMU/8000"}, srtpCryptoLine(1, s, key))}, &a)
+	c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": rtppeer.SDP(senderPort, "RTP/SAVP", []string{"0 PCMU/8000"}, srtpCryptoLine(1, s, key))}, &a)
 	srtpCheckAnswer(t, a.SDPAnswer, "RTP/SAVP", 1, s, key)
 	aPort := mPort(t, a.SDPAnswer)
 	plain := srtpPlainLeg(t, c)
@@ -1424,7 +1375,7 @@ func TestSRTPFFmpegReceivesFromRtpbridge(t *testing.T) {
 	ffPort := freeUDPPort(t)
 	bID, _, cr := srtpOwnOffer(t, c)
 	c.MustCall("endpoint.accept_answer", map[string]any{"endpoint_id": bID,
-		"sdp": srtpPeerSDP(ffPort, "RTP/SAVP", []string{"0 PCMU/8000"}, srtpCryptoLine(1, s, s.newKey(t)))}, nil)
+		"sdp": rtppeer.SDP(ffPort, "RTP/SAVP", []string{"0 PCMU/8000"}, srtpCryptoLine(1, s, s.newKey(t)))}, nil)
 	plain := srtpPlainLeg(t, c)
 	payloads := audiotest.EncodePayloads(t, "PCMU", audiotest.Tone(8000, 8000*8, 0.25, 1000))
 
@@ -1432,7 +1383,7 @@ func TestSRTPFFmpegReceivesFromRtpbridge(t *testing.T) {
 	sdpPath := filepath.Join(dir, "in.sdp")
 	outPath := filepath.Join(dir, "out.raw")
 	// ffmpeg decrypts with the key rtpbridge offered under tag 1 (the suite we answered).
-	if err := os.WriteFile(sdpPath, []byte(srtpPeerSDP(ffPort, "RTP/SAVP", []string{"0 PCMU/8000"}, cr[0].line)), 0o600); err != nil {
+	if err := os.WriteFile(sdpPath, []byte(rtppeer.SDP(ffPort, "RTP/SAVP", []string{"0 PCMU/8000"}, cr[0].line)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -1512,7 +1463,7 @@ func TestSRTPRekeyReopensLearningWindow(t *testing.T) {
 	}
 
 	// The same peer, moved to another socket (a NAT rebinding, or an attacker with the keys).
-	moved, movedRTCP := srtpListenPair(t)
+	moved, movedRTCP := rtppeer.ListenPair(t)
 	defer moved.Close()
 	defer movedRTCP.Close()
 	bridge := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: mPort(t, answer)}

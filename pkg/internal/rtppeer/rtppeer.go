@@ -41,27 +41,39 @@ type Peer struct {
 // New opens an even/odd socket pair on 127.0.0.1; both close when the test ends.
 func New(t testing.TB) *Peer {
 	t.Helper()
-	for port := 40000 + 2*(time.Now().Nanosecond()/1000%2000); ; port += 2 {
-		if port > 65000 {
-			port = 40000
-		}
-		r, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	r, c := ListenPair(t)
+	p := &Peer{t: t, RTP: r, RTCP: c, Packets: make(chan Packet, 4096), RTCPIn: make(chan []rtcp.Packet, 256), done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.readRTP() }()
+	go func() { defer wg.Done(); p.readRTCP(c) }()
+	t.Cleanup(func() { r.Close(); c.Close(); wg.Wait() })
+	return p
+}
+
+// ListenPair binds an even UDP port chosen by the system and the next odd one on 127.0.0.1,
+// the way a SIP phone lays out RTP and RTCP. The caller closes them.
+func ListenPair(t testing.TB) (rtpConn, rtcpConn *net.UDPConn) {
+	t.Helper()
+	for range 200 {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 || port >= 65535 {
+			c.Close()
 			continue
 		}
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
+		c2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
 		if err != nil {
-			r.Close()
+			c.Close()
 			continue
 		}
-		p := &Peer{t: t, RTP: r, RTCP: c, Packets: make(chan Packet, 4096), RTCPIn: make(chan []rtcp.Packet, 256), done: make(chan struct{})}
-		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() { defer wg.Done(); p.readRTP() }()
-		go func() { defer wg.Done(); p.readRTCP(c) }()
-		t.Cleanup(func() { r.Close(); c.Close(); wg.Wait() })
-		return p
+		return c, c2
 	}
+	t.Fatal("no free even/odd UDP port pair on 127.0.0.1")
+	return nil, nil
 }
 
 // Port is the RTP port.
@@ -112,15 +124,22 @@ func (p *Peer) pushRTCP(pkts []rtcp.Packet) {
 	}
 }
 
-// Offer writes a SIP-phone style offer: the codecs as "PT name/clock" pairs, e.g.
+// Offer writes a SIP-phone style RTP/AVP offer: the codecs as "PT name/clock" pairs, e.g.
 // Offer("0 PCMU/8000", "101 telephone-event/8000"). extra lines (a=…) are appended.
 func (p *Peer) Offer(formats []string, extra ...string) string {
-	return p.sdp(formats, extra)
+	return SDP(p.Port(), "RTP/AVP", formats, extra...)
 }
 
-func (p *Peer) sdp(formats []string, extra []string) string {
-	var pts []string
-	var maps []string
+// Answer answers rtpbridge's offer with the given formats (the peer's choice).
+func (p *Peer) Answer(formats []string, extra ...string) string {
+	return SDP(p.Port(), "RTP/AVP", formats, extra...)
+}
+
+// SDP writes a SIP-phone style SDP with one audio section on 127.0.0.1:port with the given
+// transport profile and formats ("PT name/clock"; telephone-event gets its 0-16 fmtp), ptime 20,
+// sendrecv, then the extra lines.
+func SDP(port int, profile string, formats []string, extra ...string) string {
+	var pts, maps []string
 	for _, f := range formats {
 		pt, name, _ := strings.Cut(f, " ")
 		pts = append(pts, pt)
@@ -135,16 +154,13 @@ func (p *Peer) sdp(formats []string, extra []string) string {
 		"s=-",
 		"c=IN IP4 127.0.0.1",
 		"t=0 0",
-		fmt.Sprintf("m=audio %d RTP/AVP %s", p.Port(), strings.Join(pts, " ")),
+		fmt.Sprintf("m=audio %d %s %s", port, profile, strings.Join(pts, " ")),
 	}
 	lines = append(lines, maps...)
-	lines = append(lines, "a=ptime:20")
+	lines = append(lines, "a=ptime:20", "a=sendrecv")
 	lines = append(lines, extra...)
 	return strings.Join(lines, "\r\n") + "\r\n"
 }
-
-// Answer answers rtpbridge's offer with the given formats (the peer's choice).
-func (p *Peer) Answer(formats []string, extra ...string) string { return p.sdp(formats, extra) }
 
 // SetRemote sets where RTP goes (RTCP goes to port+1 unless mux is set).
 func (p *Peer) SetRemote(port int, mux bool) {
