@@ -2,12 +2,15 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -329,11 +332,16 @@ func TestWritabilityProbe(t *testing.T) {
 		// Restore write permission so t.TempDir's cleanup can remove it.
 		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
 		// Root (CAP_DAC_OVERRIDE) ignores permission bits, so 0555 does not
-		// make the directory read-only for it; the probe is right to pass
-		// then, and only the unprivileged case can be asserted.
+		// make the directory read-only for it: as root, the check runs in a
+		// child process of this test binary under the unprivileged uid 65534.
 		if f, err := os.Create(filepath.Join(dir, "canary")); err == nil {
 			_ = f.Close()
-			t.Skip("permission bits do not stop writes for this user (root); covered by the pseudo-filesystem case")
+			_ = os.Remove(filepath.Join(dir, "canary"))
+			out := validateAsNobody(t, dir)
+			if !strings.Contains(out, "recording_dir") || !strings.Contains(out, "must be writable") {
+				t.Fatalf("as uid 65534: want a recording_dir must-be-writable error, got %q", out)
+			}
+			return
 		}
 		c := hermetic(t)
 		c.RecordingDir = dir
@@ -429,4 +437,63 @@ func TestValidateReportsEveryError(t *testing.T) {
 	if len(kes) != 5 {
 		t.Errorf("got %d errors, want 5: %v", len(kes), err)
 	}
+}
+
+// probeDirEnv makes the test binary validate a configuration whose recording_dir is the given
+// directory and print the result, instead of running tests (see TestMain).
+const probeDirEnv = "RTPBRIDGE_CONFIG_PROBE_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(probeDirEnv); dir != "" {
+		c := Default()
+		c.RecordingDir = dir
+		c.CacheDir = os.Getenv(probeDirEnv + "_CACHE")
+		c.MediaIP = netip.MustParseAddr("192.0.2.10")
+		c.MaxSessions = 5000
+		if _, err := c.Validate(); err != nil {
+			fmt.Println(err)
+		} else {
+			fmt.Println("valid")
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// validateAsNobody runs Validate for recordingDir in a child process under uid/gid 65534 and
+// returns what it printed. The directory's ancestors up to the filesystem root must be
+// traversable, so the test's temporary tree is opened up for the child.
+func validateAsNobody(t *testing.T, recordingDir string) string {
+	t.Helper()
+	cache := filepath.Join(filepath.Dir(recordingDir), "cache")
+	if err := os.Mkdir(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cache, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(recordingDir); d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o005); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The test binary sits in go's private build directory; the child runs a copy of it.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(filepath.Dir(recordingDir), "config.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), probeDirEnv+"="+recordingDir, probeDirEnv+"_CACHE="+cache)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child validation as uid 65534: %v\n%s", err, out)
+	}
+	return string(out)
 }
