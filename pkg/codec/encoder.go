@@ -29,7 +29,6 @@ func (o Options) Validate() error {
 
 // Fixed Opus encoder settings (PROTOCOL.md §12).
 const (
-	opusBitrate = 24000
 	// opusExpectedLoss is libopus's expected packet loss in percent. libopus codes in-band
 	// FEC (LBRR) only when it is above zero, and the higher it is the more it trades the
 	// primary signal for robustness (less long-term prediction, more bits to LBRR). Measured
@@ -37,6 +36,19 @@ const (
 	// stream at nearly no cost to quality.
 	opusExpectedLoss = 1
 )
+
+// opusTuning holds the libopus settings PROTOCOL.md §12 fixes ("VoIP mode, 24 kbit/s").
+// Encoders always use protocolOpusTuning; the type exists so that tests can measure what
+// those fixed values cost against the alternatives (TestOpusTwoToneTuning).
+type opusTuning struct {
+	application string // libopus application: "voip" or "audio"
+	bitrate     int64  // target bit rate, bit/s
+	vbr         string // "on", "constrained" or "off" (CBR)
+}
+
+func protocolOpusTuning() opusTuning {
+	return opusTuning{application: "voip", bitrate: 24000, vbr: "on"}
+}
 
 // Encoder encodes 20 ms frames of 16-bit mono PCM into RTP payloads of one codec.
 //
@@ -67,6 +79,10 @@ func OpusInputRate(rate int) bool {
 // since the source holds nothing above its Nyquist frequency and libopus encodes narrow- and
 // wideband input far more cheaply. The RTP clock stays 48000 whatever the input rate.
 func NewEncoder(c Codec, rate int, o Options) (*Encoder, error) {
+	return newEncoder(c, rate, o, protocolOpusTuning())
+}
+
+func newEncoder(c Codec, rate int, o Options, tuning opusTuning) (*Encoder, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -78,14 +94,14 @@ func NewEncoder(c Codec, rate int, o Options) (*Encoder, error) {
 		return nil, fmt.Errorf("codec: %s encoder cannot take %d Hz input", c, rate)
 	}
 	e := &Encoder{codec: c, rate: rate, frameSize: rate * FrameDuration / 1000}
-	if err := e.open(name, o); err != nil {
+	if err := e.open(name, o, tuning); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("codec: opening %s encoder %s at %d Hz: %w", c, name, rate, err)
 	}
 	return e, nil
 }
 
-func (e *Encoder) open(name string, o Options) error {
+func (e *Encoder) open(name string, o Options, tuning opusTuning) error {
 	enc := astiav.FindEncoderByName(name)
 	if enc == nil {
 		return errors.New("encoder not built into this FFmpeg")
@@ -107,9 +123,10 @@ func (e *Encoder) open(name string, o Options) error {
 	}
 	switch e.codec {
 	case Opus:
-		e.ctx.SetBitRate(opusBitrate)
+		e.ctx.SetBitRate(tuning.bitrate)
 		for _, kv := range [][2]string{
-			{"application", "voip"},
+			{"application", tuning.application},
+			{"vbr", tuning.vbr},
 			{"frame_duration", strconv.Itoa(FrameDuration)},
 			{"fec", "1"},
 			{"packet_loss", strconv.Itoa(opusExpectedLoss)},
