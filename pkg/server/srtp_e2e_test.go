@@ -355,17 +355,7 @@ func (p *srtpPeer) stream(h rtp.Header, n int, gen func(i int) []byte) (rtp.Head
 
 // collect gathers raw RTP datagrams until n have arrived or timeout passes.
 func (p *srtpPeer) collect(n int, timeout time.Duration) []srtpRaw {
-	var out []srtpRaw
-	deadline := time.After(timeout)
-	for len(out) < n {
-		select {
-		case r := <-p.rtpIn:
-			out = append(out, r)
-		case <-deadline:
-			return out
-		}
-	}
-	return out
+	return rtppeer.Receive(p.rtpIn, n, timeout)
 }
 
 // srtpDecrypt authenticates and decrypts one SRTP packet.

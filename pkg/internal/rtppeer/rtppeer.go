@@ -259,12 +259,17 @@ func (p *Peer) Stream(h rtp.Header, n int, tsStep uint32, fast bool, gen func(i 
 
 // Collect gathers received RTP packets until n have arrived or timeout passes.
 func (p *Peer) Collect(n int, timeout time.Duration) []Packet {
-	var out []Packet
+	return Receive(p.Packets, n, timeout)
+}
+
+// Receive gathers values from ch until n have arrived or timeout passes.
+func Receive[T any](ch <-chan T, n int, timeout time.Duration) []T {
+	var out []T
 	deadline := time.After(timeout)
 	for len(out) < n {
 		select {
-		case pkt := <-p.Packets:
-			out = append(out, pkt)
+		case v := <-ch:
+			out = append(out, v)
 		case <-deadline:
 			return out
 		}
