@@ -275,6 +275,34 @@ func checkPayloadSizes(t *testing.T, x xcodec, got []rtppeer.Packet) {
 			t.Fatalf("Opus payload %d (%d bytes) holds %d samples (%v), want 960 (20 ms)", i, len(p.Payload), n, err)
 		}
 	}
+	if x.name == "opus" {
+		checkOpusBitrate(t, got)
+	}
+}
+
+// opusRateTolerance is how far above PROTOCOL.md §12's 24 kbit/s an Opus stream may average
+// once past its start-up. The encoder runs constrained VBR: libopus spends up to ~35 kbit/s in
+// its first half second, then holds the target (24.4 kbit/s measured on a steady two-tone from
+// G.722, where unconstrained VBR sustained 36).
+const opusRateTolerance = 1.05
+
+// checkOpusBitrate checks that 20 ms Opus payloads average 24 kbit/s over the steady part of
+// a stream (steadyWindow's cuts: 600 ms lead-in, 100 ms tail).
+func checkOpusBitrate(t *testing.T, got []rtppeer.Packet) {
+	t.Helper()
+	const lead, tail = 30, 5
+	if len(got) < lead+tail+25 {
+		t.Fatalf("only %d Opus packets, too few to measure the bit rate", len(got))
+	}
+	steady := got[lead : len(got)-tail]
+	var bytes int
+	for _, p := range steady {
+		bytes += len(p.Payload)
+	}
+	kbps := float64(bytes*8) / (float64(len(steady)) * 20)
+	if kbps > 24*opusRateTolerance {
+		t.Errorf("Opus stream averages %.1f kbit/s after start-up, want 24 kbit/s (at most %.1f)", kbps, 24*opusRateTolerance)
+	}
 }
 
 func payloadsOf(pkts []rtppeer.Packet) [][]byte {
