@@ -48,7 +48,7 @@ type opusTuning struct {
 
 // protocolOpusTuning uses constrained VBR, libopus's own default (FFmpeg's is unconstrained):
 // on speech both average the same 21-22 kbit/s, but on steady tonal input unconstrained VBR
-// ran to 34 kbit/s where constrained VBR holds about 24, the rate PROTOCOL.md states.
+// held 36 kbit/s where constrained VBR holds about 24, the rate PROTOCOL.md states.
 func protocolOpusTuning() opusTuning {
 	return opusTuning{application: "voip", bitrate: 24000, vbr: "constrained"}
 }
@@ -56,7 +56,8 @@ func protocolOpusTuning() opusTuning {
 // Encoder encodes 20 ms frames of 16-bit mono PCM into RTP payloads of one codec.
 //
 // Encoders by codec: FFmpeg's pcm_mulaw, pcm_alaw, g722 (64 kbit/s) and libopus (VoIP
-// application, 24 kbit/s constrained VBR, 20 ms frames, mono, in-band FEC on, complexity from Options).
+// application, 24 kbit/s constrained VBR, 20 ms frames, mono, in-band FEC on, complexity from
+// Options).
 type Encoder struct {
 	codec     Codec
 	rate      int

@@ -85,7 +85,7 @@ func TestOpusTwoToneTuning(t *testing.T) {
 
 // roundTrip puts pcm (at c's sample rate) through c's encoder and decoder, as a peer sending c
 // would deliver it.
-func roundTrip(t *testing.T, c Codec, pcm []int16) []int16 {
+func roundTrip(t testing.TB, c Codec, pcm []int16) []int16 {
 	t.Helper()
 	enc, err := NewEncoder(c, c.SampleRate(), DefaultOptions())
 	if err != nil {
@@ -114,7 +114,8 @@ func roundTrip(t *testing.T, c Codec, pcm []int16) []int16 {
 // it arrives from a PCMU leg (decoded to 8 kHz; resampled beforehand for the 12 kHz feed, so
 // that row leaves out the resampler's few µs) under each setting.
 func BenchmarkOpusTuning(b *testing.B) {
-	speech := roundTrip8k(b)
+	// The speech sample as a PCMU peer delivers it: 8 kHz through G.711.
+	speech := roundTrip(b, PCMU, resample(b, audiotest.Speech(b), 16000, 8000))
 	protocol := protocolOpusTuning()
 	audio, faster := protocol, protocol
 	audio.application = "audio"
@@ -148,21 +149,4 @@ func BenchmarkOpusTuning(b *testing.B) {
 			cpu.report(b)
 		})
 	}
-}
-
-// roundTrip8k returns the speech sample as a PCMU peer delivers it: 8 kHz through G.711.
-func roundTrip8k(tb testing.TB) []int16 {
-	tb.Helper()
-	var pcm []int16
-	dec, err := NewDecoder(PCMU)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer dec.Close()
-	for _, p := range speechPackets(tb, PCMU) {
-		if pcm, err = dec.Decode(pcm, p.payload); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return pcm
 }
