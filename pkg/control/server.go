@@ -247,12 +247,14 @@ func (s *Server) call(c *conn, req request) (any, error) {
 		return nil, nil
 
 	case "session.destroy":
-		if err := session.DecodeParams(req.Params, &struct{}{}); err != nil {
-			return nil, err
-		}
+		// The binding is checked before the parameters, as the original does, for every
+		// session-bound method (issue 11).
 		sess := c.boundSession()
 		if sess == nil {
-			return nil, protocol.Errorf(protocol.CodeNoSession, "No session bound to this connection")
+			return nil, errNoSession
+		}
+		if err := session.DecodeParams(req.Params, &struct{}{}); err != nil {
+			return nil, err
 		}
 		c.bound.Store(nil) // unbound even on error (§5)
 		return nil, sess.Destroy()
@@ -268,13 +270,13 @@ func (s *Server) call(c *conn, req request) (any, error) {
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeUnknownMethod, "Unknown method: %s", req.Method)
 	}
+	sess := c.boundSession()
+	if sess == nil {
+		return nil, errNoSession
+	}
 	params, err := m.Decode(req.Params)
 	if err != nil {
 		return nil, err
-	}
-	sess := c.boundSession()
-	if sess == nil {
-		return nil, protocol.Errorf(protocol.CodeNoSession, "No session bound to this connection")
 	}
 	res, err := sess.Call(m, params)
 	var perr *protocol.Error
@@ -284,6 +286,10 @@ func (s *Server) call(c *conn, req request) (any, error) {
 	}
 	return res, err
 }
+
+// errNoSession answers a session-bound method on a connection without a session. It comes
+// before any parameter error: a client learns first that it must bind.
+var errNoSession = protocol.Errorf(protocol.CodeNoSession, "No session bound to this connection")
 
 func errResponse(id string, err error) *response {
 	var perr *protocol.Error

@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -443,6 +444,10 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 	switch kind {
 	case rtpnet.KindRTP:
 		if e.srtp != nil {
+			if e.reflected(b, 8) {
+				in.SRTPError = true
+				return
+			}
 			// UnprotectRTP's output is the one point where the clear packet exists: recording
 			// and VAD taps read the payload returned below.
 			clear, err := e.srtp.UnprotectRTP(e.clear[:0], b)
@@ -476,6 +481,16 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 	}
 }
 
+// reflected reports whether an inbound SRTP (ssrcAt 8) or SRTCP (ssrcAt 4) packet carries our
+// own sending SSRC. Such a packet is our own, sent back to us: when the peer echoed our key it
+// would authenticate, so it is dropped before decryption whatever the keys (issue 11).
+func (e *RTP) reflected(b []byte, ssrcAt int) bool {
+	return len(b) >= ssrcAt+4 && binary.BigEndian.Uint32(b[ssrcAt:]) == e.out.SSRC()
+}
+
+// SharedSRTPKey reports whether the peer uses our own SDES key for its direction too.
+func (e *RTP) SharedSRTPKey() bool { return e.srtp != nil && e.srtp.SharedKey() }
+
 // isTelephoneEvent classifies DTMF packets (PROTOCOL.md §16): the negotiated telephone-event
 // PT, or with none negotiated the usual 101, 96 and 126 unless that is the audio codec's PT.
 func (e *RTP) isTelephoneEvent(pt uint8) bool {
@@ -492,6 +507,10 @@ func (e *RTP) isTelephoneEvent(pt uint8) bool {
 
 func (e *RTP) receiveRTCP(b []byte, now time.Time, in *Inbound) {
 	if e.srtp != nil {
+		if e.reflected(b, 4) {
+			in.SRTPError = true
+			return
+		}
 		clear, err := e.srtp.UnprotectRTCP(e.clear[:0], b)
 		if err != nil {
 			in.SRTPError = true

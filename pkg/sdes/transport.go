@@ -1,7 +1,6 @@
 package sdes
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -168,12 +167,20 @@ func (t *Transport) checkPeer(peer Crypto) error {
 	if err := peer.Validate(); err != nil {
 		return fmt.Errorf("sdes: receive key: %w", err)
 	}
-	// Same key both ways would let our own packets, reflected back to us,
-	// authenticate as the peer's; PROTOCOL §15 wants distinct keys.
-	if sameKey(peer, t.local) {
-		return errors.New("sdes: receive key equals our send key; the peer must use its own key")
-	}
+	// A peer may echo our key (the original's test peer and some SIP
+	// stacks do). With AES-CM the keystream depends on the SSRC, and the
+	// peer's SSRC differs from ours, so no keystream is reused; the one
+	// hole, our own packets reflected back authenticating as the peer's,
+	// is closed by the caller dropping inbound packets with our sending
+	// SSRC (see SharedKey).
 	return nil
+}
+
+// SharedKey reports whether the peer's key (any installed one) shares
+// master key material with our send key. Such a leg must drop inbound
+// packets that carry our own sending SSRC: they would authenticate.
+func (t *Transport) SharedKey() bool {
+	return t.hasRemote && sameKey(t.remote, t.local)
 }
 
 // SetRemote installs the peer's key for receiving at once, ending any
@@ -257,9 +264,6 @@ func (p *rxPath) startSwitchOver(pending, alt *srtp.Context, deadline time.Time)
 // (ROC 0, SRTCP index restart) as a newly created SRTP session does; that
 // is safe because the master key is new (RFC 3711 §9.2).
 func (t *Transport) Rekey(newLocal Crypto) error {
-	if t.hasRemote && sameKey(newLocal, t.remote) {
-		return errors.New("sdes: new send key equals the peer's key")
-	}
 	txRTP, err := newTxContext(newLocal)
 	if err != nil {
 		return err

@@ -318,15 +318,20 @@ func TestKeyChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.SetRemote(k); err == nil {
-		t.Error("SetRemote accepted our own send key")
+	// A peer that echoes our key is accepted (issue 11); SharedKey tells the caller to drop
+	// reflections of its own packets.
+	if err := tr.SetRemote(k); err != nil {
+		t.Errorf("SetRemote refused an echo of our key: %v", err)
+	}
+	if !tr.SharedKey() {
+		t.Error("SharedKey false with the peer echoing our key")
 	}
 	peer := mustKey(t, SuiteAESCM128HMACSHA1_80)
 	if err := tr.SetRemote(peer); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Rekey(peer); err == nil {
-		t.Error("Rekey accepted the peer's key")
+	if tr.SharedKey() {
+		t.Error("SharedKey true with distinct keys")
 	}
 	if err := tr.SetPendingRemote(Crypto{Suite: SuiteAEADAES128GCM}, fakeStart); err == nil {
 		t.Error("SetPendingRemote accepted a key-less crypto")
@@ -336,6 +341,12 @@ func TestKeyChecks(t *testing.T) {
 	}
 	if !sameKey(tr.Local(), k) {
 		t.Error("Local changed")
+	}
+	if err := tr.Rekey(peer); err != nil {
+		t.Errorf("Rekey refused the peer's key as our new send key: %v", err)
+	}
+	if !tr.SharedKey() {
+		t.Error("SharedKey false after rekeying to the peer's key")
 	}
 }
 

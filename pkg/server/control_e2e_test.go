@@ -99,7 +99,11 @@ func TestEnvelopeErrors(t *testing.T) {
 		{"empty id", `{"id":"","method":"session.list"}`, protocol.CodeInvalidRequest, ""},
 		{"unknown method", `{"id":"u","method":"session.frobnicate"}`, protocol.CodeUnknownMethod, "u"},
 		{"params array", `{"id":"p","method":"session.list","params":[1]}`, protocol.CodeInvalidParams, "p"},
-		{"params string", `{"id":"p2","method":"session.info","params":"x"}`, protocol.CodeInvalidParams, "p2"},
+		// Session-bound methods check the binding before their parameters (issue 11).
+		{"params string unbound", `{"id":"p2","method":"session.info","params":"x"}`, protocol.CodeNoSession, "p2"},
+		{"create_offer no type unbound", `{"id":"c1","method":"endpoint.create_offer","params":{}}`, protocol.CodeNoSession, "c1"},
+		{"accept_answer bad uuid unbound", `{"id":"c2","method":"endpoint.accept_answer","params":{"endpoint_id":"nope"}}`, protocol.CodeNoSession, "c2"},
+		{"destroy params array unbound", `{"id":"d2","method":"session.destroy","params":[1]}`, protocol.CodeNoSession, "d2"},
 		{"attach no params", `{"id":"a1","method":"session.attach"}`, protocol.CodeInvalidParams, "a1"},
 		{"attach bad uuid", `{"id":"a2","method":"session.attach","params":{"session_id":"nope"}}`, protocol.CodeInvalidParams, "a2"},
 		{"attach wrong type", `{"id":"a3","method":"session.attach","params":{"session_id":12}}`, protocol.CodeInvalidParams, "a3"},
@@ -132,6 +136,19 @@ func TestEnvelopeErrors(t *testing.T) {
 	}
 	// The connection survived all of it.
 	c.CreateSession()
+	// Once bound, the same requests get their parameter errors.
+	for _, tc := range []struct{ name, frame, id string }{
+		{"params string", `{"id":"b1","method":"session.info","params":"x"}`, "b1"},
+		{"create_offer no type", `{"id":"b2","method":"endpoint.create_offer","params":{}}`, "b2"},
+		{"accept_answer bad uuid", `{"id":"b3","method":"endpoint.accept_answer","params":{"endpoint_id":"nope"}}`, "b3"},
+		{"destroy params array", `{"id":"b4","method":"session.destroy","params":[1]}`, "b4"},
+	} {
+		c.SendRaw(tc.frame)
+		m, _ := c.Response(wait)
+		if m.Error == nil || m.Error.Code != protocol.CodeInvalidParams || *m.ID != tc.id {
+			t.Errorf("bound, %s: got %s, want code %s id %q", tc.name, m.Raw, protocol.CodeInvalidParams, tc.id)
+		}
+	}
 }
 
 func TestOrphanAttachAndTimeout(t *testing.T) {

@@ -101,8 +101,20 @@ func (m *mediaState) addRTP(dir endpoint.Direction, negotiate func(*endpoint.RTP
 		ep.Close()
 		return "", nil, endpointError("%v", err)
 	}
-	m.add(ep, now)
+	l := m.add(ep, now)
+	m.warnSharedKey(l)
 	return ep.ID().String(), sdpText, nil
+}
+
+// warnSharedKey logs, once per endpoint, that its SDES peer echoed our key: accepted for
+// compatibility (issue 11), but both directions then rest on one master key.
+func (m *mediaState) warnSharedKey(l *leg) {
+	if l.warnedSharedKey || !l.ep.SharedSRTPKey() {
+		return
+	}
+	l.warnedSharedKey = true
+	m.s.mgr.log.Warn("SRTP peer uses our own key for its direction; accepted, but both directions now depend on one master key (reflected packets with our SSRC are dropped)",
+		"session_id", m.s.id, "endpoint_id", l.ep.ID())
 }
 
 type createFromOfferParams struct {
@@ -200,6 +212,7 @@ func (s *Session) acceptAnswer(p *acceptAnswerParams) (any, error) {
 	if err := l.ep.AcceptAnswer(answer, time.Now()); err != nil {
 		return nil, endpointError("%v", err)
 	}
+	s.media.warnSharedKey(l)
 	s.media.rebuild()
 	return nil, nil
 }

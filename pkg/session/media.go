@@ -45,6 +45,8 @@ type leg struct {
 	ep    *endpoint.RTP
 	index uint32      // per-session number, part of the source identity of its streams
 	codec codec.Codec // negotiated send codec; invalid while none
+	// warnedSharedKey: the echoed-SDES-key warning was logged for this leg.
+	warnedSharedKey bool
 }
 
 // route is one (source → destination) edge of the routing table.
