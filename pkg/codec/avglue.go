@@ -10,6 +10,21 @@ package codec
 static int rtpbridge_set_decode_fec(AVCodecContext *c, int on) {
 	return av_opt_set_int(c->priv_data, "decode_fec", on, 0);
 }
+
+// Sets the libopus encoder wrapper's packet_loss and fec options on an open context; with
+// ffmpeg/patches/libopusenc-runtime-fec.patch the next frame passes them on to libopus.
+static int rtpbridge_set_opus_loss(AVCodecContext *c, int fec, int loss) {
+	int ret = av_opt_set_int(c->priv_data, "packet_loss", loss, 0);
+	if (ret < 0)
+		return ret;
+	return av_opt_set_int(c->priv_data, "fec", fec, 0);
+}
+
+// Reports whether packet_loss and fec are runtime options (the patch is applied).
+static int rtpbridge_opus_loss_runtime(AVCodecContext *c) {
+	return av_opt_find(c->priv_data, "packet_loss", NULL, AV_OPT_FLAG_RUNTIME_PARAM, 0) != NULL &&
+	       av_opt_find(c->priv_data, "fec", NULL, AV_OPT_FLAG_RUNTIME_PARAM, 0) != NULL;
+}
 */
 import "C"
 
@@ -174,6 +189,25 @@ func setDecodeFEC(ctx *astiav.CodecContext, on bool) error {
 		return fmt.Errorf("codec: setting the libopus decoder's decode_fec option: %w", astiav.Error(ret))
 	}
 	return nil
+}
+
+// setOpusLoss sets an open libopus encoder's expected loss (percent) and in-band FEC, taken
+// from the next frame on. Constant C strings and integers: no Go allocation.
+func setOpusLoss(ctx *astiav.CodecContext, fec bool, loss int) error {
+	v := C.int(0)
+	if fec {
+		v = 1
+	}
+	if ret := C.rtpbridge_set_opus_loss((*C.AVCodecContext)(ctx.UnsafePointer()), v, C.int(loss)); ret < 0 {
+		return fmt.Errorf("codec: setting the libopus encoder's fec and packet_loss options: %w", astiav.Error(ret))
+	}
+	return nil
+}
+
+// opusLossRuntime reports whether the libopus encoder of ctx takes packet_loss and fec while
+// encoding (ffmpeg/patches/libopusenc-runtime-fec.patch).
+func opusLossRuntime(ctx *astiav.CodecContext) bool {
+	return C.rtpbridge_opus_loss_runtime((*C.AVCodecContext)(ctx.UnsafePointer())) != 0
 }
 
 // errClosed is returned by every method called after Close.

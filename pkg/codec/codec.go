@@ -10,6 +10,8 @@
 //     sequence numbers, so gaps are concealed) to PCM at any rate, and PCM of any rate and
 //     frame size to 20 ms payloads.
 //   - Transcoder joins the two halves for one (source codec, destination codec) route.
+//   - FECPolicy turns a destination's RTCP loss reports into the LossProtection (in-band FEC,
+//     expected loss) of the Opus encoder feeding it.
 //
 // Every decode, resample, re-frame and encode runs in libavcodec, libswresample or
 // libavutil's audio FIFO; the Go side only copies samples and bytes. Each type allocates its

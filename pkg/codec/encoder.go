@@ -27,16 +27,6 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Fixed Opus encoder settings (PROTOCOL.md §12).
-const (
-	// opusExpectedLoss is libopus's expected packet loss in percent. libopus codes in-band
-	// FEC (LBRR) only when it is above zero, and the higher it is the more it trades the
-	// primary signal for robustness (less long-term prediction, more bits to LBRR). Measured
-	// here on tones at 24 kbit/s, 10 % cost 10-25 dB of SNR against 1 %; 1 % keeps FEC in the
-	// stream at nearly no cost to quality.
-	opusExpectedLoss = 1
-)
-
 // opusTuning holds the libopus settings PROTOCOL.md §12 fixes ("VoIP mode, 24 kbit/s").
 // Encoders always use protocolOpusTuning; the type exists so that tests can measure what
 // those fixed values cost against the alternatives (TestOpusTwoToneTuning).
@@ -56,8 +46,12 @@ func protocolOpusTuning() opusTuning {
 // Encoder encodes 20 ms frames of 16-bit mono PCM into RTP payloads of one codec.
 //
 // Encoders by codec: FFmpeg's pcm_mulaw, pcm_alaw, g722 (64 kbit/s) and libopus (VoIP
-// application, 24 kbit/s constrained VBR, 20 ms frames, mono, in-band FEC on, complexity from
-// Options).
+// application, 24 kbit/s constrained VBR, 20 ms frames, mono, complexity from Options). An
+// Opus encoder starts without in-band FEC and with no expected loss, libopus's defaults and
+// its best quality on a clean path; SetLossProtection turns protection on while encoding
+// (see FECPolicy). FFmpeg 7.1's wrapper takes those settings only when it opens;
+// ffmpeg/build.sh applies ffmpeg/patches/libopusenc-runtime-fec.patch, which makes them
+// runtime options, and NewEncoder fails on an FFmpeg without it.
 type Encoder struct {
 	codec     Codec
 	rate      int
@@ -66,6 +60,7 @@ type Encoder struct {
 	frame     *astiav.Frame // the encoder's input frame, frameSize samples
 	pkt       *astiav.Packet
 	pts       int64
+	loss      LossProtection // Opus: what libopus was last told
 }
 
 // OpusInputRate reports whether libopus accepts PCM at rate Hz (8, 12, 16, 24 or 48 kHz).
@@ -132,8 +127,8 @@ func (e *Encoder) open(name string, o Options, tuning opusTuning) error {
 			{"application", tuning.application},
 			{"vbr", tuning.vbr},
 			{"frame_duration", strconv.Itoa(FrameDuration)},
-			{"fec", "1"},
-			{"packet_loss", strconv.Itoa(opusExpectedLoss)},
+			{"fec", "0"},
+			{"packet_loss", "0"},
 			{"compression_level", strconv.Itoa(o.OpusComplexity)},
 		} {
 			if err := set(kv[0], kv[1]); err != nil {
@@ -157,6 +152,9 @@ func (e *Encoder) open(name string, o Options, tuning opusTuning) error {
 	if fs := e.ctx.FrameSize(); fs != 0 && fs != e.frameSize {
 		return fmt.Errorf("encoder wants %d-sample frames, want %d", fs, e.frameSize)
 	}
+	if e.codec == Opus && !opusLossRuntime(e.ctx) {
+		return errors.New("fec and packet_loss cannot change while encoding: this FFmpeg lacks ffmpeg/patches/libopusenc-runtime-fec.patch (rebuild it with ffmpeg/build.sh)")
+	}
 	var err error
 	if e.frame, err = newPCMFrame(e.rate, e.frameSize); err != nil {
 		return err
@@ -175,6 +173,30 @@ func (e *Encoder) Rate() int { return e.rate }
 
 // FrameSize returns the number of input samples per frame: 20 ms at Rate.
 func (e *Encoder) FrameSize() int { return e.frameSize }
+
+// SetLossProtection sets an Opus encoder's in-band FEC and expected loss from the next frame
+// on, without disturbing the stream; other codecs have nothing to set. Setting what is already
+// set costs a comparison.
+func (e *Encoder) SetLossProtection(p LossProtection) error {
+	if e.codec != Opus {
+		return nil
+	}
+	if e.ctx == nil {
+		return errClosed
+	}
+	p.ExpectedLoss = min(max(p.ExpectedLoss, 0), 100)
+	if p == e.loss {
+		return nil
+	}
+	if err := setOpusLoss(e.ctx, p.FEC, p.ExpectedLoss); err != nil {
+		return err
+	}
+	e.loss = p
+	return nil
+}
+
+// LossProtection returns the protection an Opus encoder is set to (zero: none).
+func (e *Encoder) LossProtection() LossProtection { return e.loss }
 
 // Encode encodes pcm, exactly FrameSize samples, and appends the payload to dst.
 func (e *Encoder) Encode(dst []byte, pcm []int16) ([]byte, error) {

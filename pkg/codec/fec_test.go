@@ -11,10 +11,12 @@ import (
 // TestOpusFECRecoversLostFrames drops single packets and pairs of packets from Opus speech
 // streams and checks what StreamDecoder puts in their place against the intact decode: with a
 // stream that carries in-band FEC (made by the Debian ffmpeg CLI's libopus with 10 % expected
-// loss, as a peer would send it, and by our own encoder), the last lost frame of each gap is
+// loss, as a peer would send it, and by our own encoder with the protection FECPolicy sets
+// after a 10 % loss report), the last lost frame of each gap is
 // recovered from the next packet's FEC, far closer to the original than libopus's PLC alone
 // (single losses: measured 8-11 dB against PLC's 2-2.5 dB);
-// with a stream without FEC it falls back to PLC. The sample count stays that of the intact
+// with a stream without FEC (the CLI's, and our encoder's on a path that reports no loss) it
+// falls back to PLC. The sample count stays that of the intact
 // stream, at every output rate libopus decodes to natively.
 func TestOpusFECRecoversLostFrames(t *testing.T) {
 	speech := audiotest.Speech(t)
@@ -32,7 +34,8 @@ func TestOpusFECRecoversLostFrames(t *testing.T) {
 		pk   [][]byte
 	}{
 		{"CLI with FEC", true, cli("-fec", "1", "-packet_loss", "10")},
-		{"ours", true, payloads(encodeStream(t, Opus, 16000, speech))},
+		{"ours after a 10 % loss report", true, encodeOpusProtected(t, speech, LossProtection{FEC: true, ExpectedLoss: 11})},
+		{"ours on a clean path", false, payloads(encodeStream(t, Opus, 16000, speech))},
 		{"CLI without FEC", false, cli("-fec", "0")},
 	}
 	for _, s := range streams {
@@ -85,6 +88,28 @@ func TestOpusFECRecoversLostFrames(t *testing.T) {
 			})
 		}
 	}
+}
+
+// encodeOpusProtected encodes 16 kHz pcm with our Opus encoder set to protection p.
+func encodeOpusProtected(t *testing.T, pcm []int16, p LossProtection) [][]byte {
+	t.Helper()
+	e, err := NewEncoder(Opus, 16000, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.SetLossProtection(p); err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, fr := range audiotest.Frames(pcm, e.FrameSize()) {
+		pkt, err := e.Encode(nil, fr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pkt)
+	}
+	return out
 }
 
 // decodeOpus decodes packets (20 ms each) with a StreamDecoder at rate, skipping those lost.

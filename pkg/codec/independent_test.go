@@ -103,15 +103,19 @@ func TestG722DecoderMatchesCLI(t *testing.T) {
 
 // TestOpusEncoderSettings proves the libopus settings by an independent route: opus_demo,
 // libopus's own front end built from the same pinned source (ffmpeg/build.sh), told VoIP,
-// 24 kbit/s, 20 ms, FEC with 1 % expected loss and complexity 9 through opus_encoder_ctl,
-// produces byte-identical packets from the same speech; with FEC off (or another complexity)
-// the packets differ, so the comparison is sensitive to those settings. When the Debian ffmpeg
-// CLI links the same libopus version (on trixie), its own libopus wrapper must agree too;
-// encoders of different libopus versions differ by design, so on an older Debian that
-// comparison is left out.
+// 24 kbit/s, 20 ms and complexity 9 through opus_encoder_ctl, with libopus's defaults for FEC
+// and expected loss (none: a path that reports no loss), produces byte-identical packets from
+// the same speech; with FEC on (or another complexity) the packets differ, so the comparison
+// is sensitive to those settings. The protection SetLossProtection sets while encoding
+// (FECPolicy) reaches libopus the same way: FEC at 1 % expected loss is byte-identical to
+// opus_demo -inbandfec -loss 1, and differs from -loss 10. When the Debian ffmpeg CLI links
+// the same libopus version (on trixie), its own libopus wrapper must agree too; encoders of
+// different libopus versions differ by design, so on an older Debian that comparison is left
+// out.
 func TestOpusEncoderSettings(t *testing.T) {
 	speech := audiotest.Speech(t)[:16000*3]
 	ours := payloads(encodeStream(t, Opus, 16000, speech))
+	fec1 := encodeOpusProtected(t, speech, LossProtection{FEC: true, ExpectedLoss: 1})
 	demo := func(extra ...string) [][]byte {
 		return audiotest.OpusDemoEncode(t, speech, 16000, "voip", 24000, append([]string{"-framesize", "20"}, extra...)...)
 	}
@@ -127,14 +131,20 @@ func TestOpusEncoderSettings(t *testing.T) {
 		}
 		return true
 	}
-	if ref := demo("-complexity", "9", "-inbandfec", "-loss", "1"); !same(ours, ref) {
+	if ref := demo("-complexity", "9"); !same(ours, ref) {
 		t.Errorf("our Opus packets differ from libopus driven by opus_demo with the documented settings (%d vs %d packets)", len(ours), len(ref))
 	}
-	if same(ours, demo("-complexity", "9")) {
-		t.Error("packets identical with FEC off: the comparison cannot see the FEC setting")
+	if same(ours, demo("-complexity", "9", "-inbandfec", "-loss", "1")) {
+		t.Error("packets identical with FEC on: the comparison cannot see the FEC setting")
 	}
-	if same(ours, demo("-complexity", "5", "-inbandfec", "-loss", "1")) {
+	if same(ours, demo("-complexity", "5")) {
 		t.Error("packets identical at complexity 5: the comparison cannot see the complexity")
+	}
+	if ref := demo("-complexity", "9", "-inbandfec", "-loss", "1"); !same(fec1, ref) {
+		t.Errorf("with FEC at 1 %% set while open, our packets differ from opus_demo -inbandfec -loss 1 (%d vs %d packets)", len(fec1), len(ref))
+	}
+	if same(fec1, demo("-complexity", "9", "-inbandfec", "-loss", "10")) {
+		t.Error("packets identical at 10 % expected loss: the comparison cannot see the expected loss")
 	}
 
 	if cliOpus, pinned := debianLibopusVersion(t), pinnedOpusVersion(t); cliOpus != pinned {
@@ -149,7 +159,7 @@ func TestOpusEncoderSettings(t *testing.T) {
 			}
 			return p[2:]
 		}
-		if ref := cli("-fec", "1", "-packet_loss", "1", "-compression_level", "9"); !same(ours, ref) {
+		if ref := cli("-compression_level", "9"); !same(ours, ref) {
 			t.Errorf("our Opus packets differ from libopus %s driven by the CLI with the documented settings (%d vs %d packets)", pinned, len(ours), len(ref))
 		}
 	}

@@ -9,8 +9,18 @@ import (
 
 // Resampler converts 16-bit mono PCM from one sample rate to another with libswresample
 // (its default windowed-sinc filter). It keeps the filter state between calls, so a stream
-// fed in pieces of any size comes out as one continuous signal, delayed by the filter's few
-// samples.
+// fed in pieces of any size comes out as one continuous signal.
+//
+// The filter is centred on each output sample, so it needs a few input samples past it: at
+// the lower of the two rates, 16 for upsampling and about 16.5 for downsampling (2 ms at
+// 8 kHz). libswresample starts the output aligned with the input and holds those last samples
+// back until more input arrives, so each call returns a little less than its input is worth
+// and the rest comes with the next call. Resample does exactly that. The stream halves
+// (StreamDecoder, StreamEncoder) instead use a resampler made by newStreamResampler, whose
+// first output is preceded by as many zeros as the filter holds back: the stream is then
+// delayed by that look-ahead (about 2 ms), and in return every call returns exactly what its
+// input is worth (160 samples at 8 kHz → 320 at 16 kHz), so a 20 ms packet completes its
+// 20 ms frame at once instead of one packet later.
 type Resampler struct {
 	inRate, outRate int
 	swr             *astiav.SoftwareResampleContext
@@ -18,6 +28,11 @@ type Resampler struct {
 	inCap           int
 	out             *astiav.Frame
 	outCap          int
+	// padStart makes the first non-empty output start with the filter's look-ahead in
+	// zeros (see newStreamResampler); padded is set once that has happened, and inTotal
+	// counts the input until then.
+	padStart, padded bool
+	inTotal          int64
 }
 
 // resamplerChunk is the most samples Resample hands libswresample at once; 120 ms at 48 kHz,
@@ -34,6 +49,17 @@ func NewResampler(inRate, outRate int) (*Resampler, error) {
 		r.Close()
 		return nil, fmt.Errorf("codec: resampler %d → %d Hz: %w", inRate, outRate, err)
 	}
+	return r, nil
+}
+
+// newStreamResampler returns a resampler whose output starts with the filter's look-ahead in
+// zeros, so that every call returns exactly what its input is worth (see Resampler).
+func newStreamResampler(inRate, outRate int) (*Resampler, error) {
+	r, err := NewResampler(inRate, outRate)
+	if err != nil {
+		return nil, err
+	}
+	r.padStart = true
 	return r, nil
 }
 
@@ -98,7 +124,49 @@ func (r *Resampler) convert(in *astiav.Frame) (*astiav.Frame, error) {
 	if err := r.swr.ConvertFrame(in, r.out); err != nil {
 		return nil, fmt.Errorf("codec: resampling %d → %d Hz: %w", r.inRate, r.outRate, err)
 	}
+	if r.padStart && !r.padded {
+		r.pad(in.NbSamples())
+	}
 	return r.out, nil
+}
+
+// drain puts out the samples the filter still holds back, the end of the stream, into r.out,
+// which stays valid until the next call. The resampler is not meant to take input afterwards.
+func (r *Resampler) drain() (*astiav.Frame, error) {
+	if r.swr == nil {
+		return nil, errClosed
+	}
+	var err error
+	if r.outCap, err = growPCMFrame(r.out, r.outRate, r.outCap, r.outSamples(0)); err != nil {
+		return nil, err
+	}
+	r.out.SetNbSamples(r.outCap)
+	if err := r.swr.ConvertFrame(nil, r.out); err != nil {
+		return nil, fmt.Errorf("codec: draining the %d → %d Hz resampler: %w", r.inRate, r.outRate, err)
+	}
+	return r.out, nil
+}
+
+// pad counts the samples of the stream's first calls and, with the first output, shifts it
+// right by what the filter holds back, filling the front with zeros: after that, the output
+// so far is exactly what the input so far is worth.
+func (r *Resampler) pad(in int) {
+	r.inTotal += int64(in)
+	got := r.out.NbSamples()
+	if got == 0 {
+		return // libswresample waits for a filter's length of input first
+	}
+	r.padded = true
+	n := int(r.inTotal*int64(r.outRate)/int64(r.inRate)) - got
+	if n <= 0 || got+n > r.outCap {
+		// Nothing held back; or more than the 256 samples of headroom outSamples leaves,
+		// which the filters used here never hold back (at most 16 input samples' worth).
+		return
+	}
+	r.out.SetNbSamples(got + n)
+	s := frameSamples(r.out)
+	copy(s[n:], s[:got])
+	clear(s[:n])
 }
 
 // Close frees the resampler's FFmpeg objects. It is safe to call more than once.

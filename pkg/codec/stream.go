@@ -58,7 +58,7 @@ func NewStreamDecoder(c Codec, outRate int) (*StreamDecoder, error) {
 	s := &StreamDecoder{dec: dec, outRate: outRate}
 	s.seq.rate = decRate
 	if outRate != decRate {
-		if s.rs, err = NewResampler(decRate, outRate); err != nil {
+		if s.rs, err = newStreamResampler(decRate, outRate); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -259,7 +259,18 @@ type StreamEncoder struct {
 	fifo  *astiav.AudioFifo
 	stage *astiav.Frame // PCM handed in from Go
 	out   [][]byte      // where push appends payloads
+	ended bool          // Flush was called
 }
+
+// SetLossProtection sets the Opus encoder's in-band FEC and expected loss (see
+// Encoder.SetLossProtection); other codecs ignore it.
+func (s *StreamEncoder) SetLossProtection(p LossProtection) error { return s.enc.SetLossProtection(p) }
+
+// LossProtection returns the protection the encoder is set to (zero for codecs other than Opus).
+func (s *StreamEncoder) LossProtection() LossProtection { return s.enc.LossProtection() }
+
+// errEnded is returned for input after StreamEncoder.Flush.
+var errEnded = errors.New("codec: stream encoder used after Flush")
 
 // stageSamples is the most samples Encode copies into FFmpeg at once.
 const stageSamples = 1920
@@ -290,7 +301,7 @@ func NewStreamEncoder(c Codec, inRate int, o Options) (*StreamEncoder, error) {
 func (s *StreamEncoder) open() error {
 	var err error
 	if s.enc.rate != s.rate {
-		if s.rs, err = NewResampler(s.rate, s.enc.rate); err != nil {
+		if s.rs, err = newStreamResampler(s.rate, s.enc.rate); err != nil {
 			return err
 		}
 	}
@@ -337,6 +348,9 @@ func (s *StreamEncoder) push(f *astiav.Frame) error {
 	if s.fifo == nil {
 		return errClosed
 	}
+	if s.ended {
+		return errEnded
+	}
 	if s.rs != nil {
 		var err error
 		if f, err = s.rs.convert(f); err != nil {
@@ -353,6 +367,56 @@ func (s *StreamEncoder) push(f *astiav.Frame) error {
 			return err
 		}
 		s.enc.frame.SetNbSamples(s.enc.frameSize)
+		if _, err := s.fifo.Read(s.enc.frame); err != nil {
+			return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
+		}
+		n := len(s.out)
+		s.out = grow(s.out)
+		var err error
+		if s.out[n], err = s.enc.encodeFrame(s.out[n][:0]); err != nil {
+			s.out = s.out[:n]
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush ends the stream: what the encoder still holds (the resampler's look-ahead, about
+// 2 ms, and a partial frame in the FIFO when packets were not 20 ms long) is encoded as one
+// last frame, padded with silence, and appended to dst; nothing is appended when nothing is
+// held. Call it when the source is gone for good; the encoder takes no input afterwards.
+func (s *StreamEncoder) Flush(dst [][]byte) ([][]byte, error) {
+	if s.fifo == nil {
+		return dst, errClosed
+	}
+	if s.ended {
+		return dst, nil
+	}
+	s.ended = true
+	s.out = dst
+	err := s.flush()
+	dst, s.out = s.out, nil
+	return dst, err
+}
+
+func (s *StreamEncoder) flush() error {
+	if s.rs != nil {
+		f, err := s.rs.drain()
+		if err != nil {
+			return err
+		}
+		if f.NbSamples() > 0 {
+			if _, err := s.fifo.Write(f); err != nil {
+				return fmt.Errorf("codec: queueing %d samples: %w", f.NbSamples(), err)
+			}
+		}
+	}
+	for s.fifo.Size() > 0 {
+		if err := s.enc.writableFrame(); err != nil {
+			return err
+		}
+		s.enc.frame.SetNbSamples(s.enc.frameSize)
+		clear(frameSamples(s.enc.frame))
 		if _, err := s.fifo.Read(s.enc.frame); err != nil {
 			return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
 		}

@@ -64,6 +64,21 @@ func (t *Transcoder) Transcode(dst [][]byte, payload []byte, seq uint16, ts uint
 	return dst, err
 }
 
+// SetLossProtection sets an Opus destination's in-band FEC and expected loss from the next
+// payload on (see FECPolicy); other destinations ignore it.
+func (t *Transcoder) SetLossProtection(p LossProtection) error { return t.dst.SetLossProtection(p) }
+
+// LossProtection returns the protection the destination encoder is set to (zero for codecs
+// other than Opus).
+func (t *Transcoder) LossProtection() LossProtection { return t.dst.LossProtection() }
+
+// Flush ends the stream when the source is gone for good (removed): what the pipeline still
+// holds is appended to dst as one last payload, padded with silence (see StreamEncoder.Flush).
+// With 20 ms source packets that is only the 8 ↔ 16 kHz resampler's 2 ms look-ahead: every
+// packet's own frame has already gone out with it. Nothing is appended when nothing is held.
+// The transcoder takes no more packets afterwards; Close it.
+func (t *Transcoder) Flush(dst [][]byte) ([][]byte, error) { return t.dst.Flush(dst) }
+
 // Close frees the FFmpeg objects. It is safe to call more than once.
 func (t *Transcoder) Close() {
 	t.src.Close()

@@ -44,6 +44,11 @@ type Sender struct {
 
 	haveRTT bool
 	rtt     time.Duration
+
+	// The latest fraction lost reported on our stream and how many report blocks on it
+	// have arrived (the destination's loss, for the Opus encoder's FEC policy).
+	fractionLost uint8
+	lossReports  uint64
 }
 
 // NewSender creates statistics for our outbound stream with SSRC ssrc and an
@@ -106,8 +111,14 @@ func (s *Sender) recordSR(ntp uint64, now time.Time) {
 // A − LSR − DLSR evaluated on our monotonic clock instead of the truncated
 // NTP values. It is kept (and returned with ok) only if 0 ≤ RTT < MaxRTT.
 // Blocks on other SSRCs, with LSR 0 or an LSR we never sent are ignored.
+//
+// Every block on our SSRC also records its fraction lost (see FractionLost).
 func (s *Sender) OnReportBlock(rb rtcp.ReceptionReport, now time.Time) (rtt time.Duration, ok bool) {
-	if rb.SSRC != s.ssrc || rb.LastSenderReport == 0 {
+	if rb.SSRC != s.ssrc {
+		return 0, false
+	}
+	s.fractionLost, s.lossReports = rb.FractionLost, s.lossReports+1
+	if rb.LastSenderReport == 0 {
 		return 0, false
 	}
 	for i := range s.srs {
@@ -123,6 +134,13 @@ func (s *Sender) OnReportBlock(rb rtcp.ReceptionReport, now time.Time) (rtt time
 		return rtt, true
 	}
 	return 0, false
+}
+
+// FractionLost is the fraction of our packets lost (in 1/256) that the latest report block on
+// our stream gave, and reports the number of such blocks so far: a caller that remembers
+// reports sees when a new one has arrived.
+func (s *Sender) FractionLost() (fraction uint8, reports uint64) {
+	return s.fractionLost, s.lossReports
 }
 
 // RTT is the latest accepted round-trip time; ok is false until one was

@@ -35,9 +35,40 @@ func (b *tsBridge) convert(in uint32, fallback uint32) uint32 {
 	return b.out + uint32(d*int64(b.dstClk)/int64(b.srcClock))
 }
 
+// lossProtected is an Opus encoder whose FEC follows its destination's loss reports.
+type lossProtected interface {
+	SetLossProtection(codec.LossProtection) error
+}
+
+// lossState applies a destination's RTCP loss reports to the Opus encoder feeding it: the
+// destination's sender statistics record the fraction lost of each report block on our stream
+// (rtpstats.Sender.FractionLost), and codec.FECPolicy turns them into in-band FEC and an
+// expected loss. Without reports the encoder keeps libopus's clean-path defaults.
+type lossState struct {
+	policy codec.FECPolicy
+	seen   uint64 // report blocks already applied
+}
+
+// update applies the destination's reports that arrived since the last call, if any: on the
+// packet path, a comparison when there are none. Only Opus destinations have anything to set.
+func (s *lossState) update(dst *leg, enc lossProtected) error {
+	if dst.codec != codec.Opus {
+		return nil
+	}
+	fraction, n := dst.ep.Sender().FractionLost()
+	if n == s.seen {
+		return nil
+	}
+	s.seen = n
+	s.policy.Report(fraction)
+	neg, _ := dst.ep.Negotiated()
+	return enc.SetLossProtection(s.policy.Protection(neg.OpusFEC))
+}
+
 // pipeline is a cached transcoder for one (source, destination) pair with the numbering of the
 // stream it generates.
 type pipeline struct {
+	m        *mediaState
 	src, dst *leg
 	tr       *codec.Transcoder
 	out      [][]byte
@@ -46,9 +77,28 @@ type pipeline struct {
 	ts       uint32
 	lastUse  uint64
 	dtmf     tsBridge
+	loss     lossState
 }
 
 func (p *pipeline) close() { p.tr.Close() }
+
+// flush sends the last frame of a source that is gone (removed) to the destination, when this
+// pipeline is what feeds it: what the transcoder still held (see codec.Transcoder.Flush).
+func (p *pipeline) flush(now time.Time) {
+	active := false
+	for _, r := range p.m.routes[p.src] {
+		active = active || r.pipe == p
+	}
+	if !active || !p.dst.ep.CanSend() {
+		return
+	}
+	out, err := p.tr.Flush(p.out[:0])
+	p.out = out
+	if err != nil {
+		p.m.s.mgr.metrics.TranscodeErrors.Inc()
+	}
+	p.m.sendFrames(p.dst, p.key, &p.seq, &p.ts, out, now)
+}
 
 // pipelineCache is the per-session LRU of transcoders (transcode_cache_size entries).
 type pipelineCache struct {
@@ -86,7 +136,7 @@ func (c *pipelineCache) get(m *mediaState, src, dst *leg) (*pipeline, error) {
 		c.drop(oldest)
 	}
 	m.nextIndex++
-	p := &pipeline{src: src, dst: dst, tr: tr, lastUse: c.clock, key: uint64(m.nextIndex) << 32,
+	p := &pipeline{m: m, src: src, dst: dst, tr: tr, lastUse: c.clock, key: uint64(m.nextIndex) << 32,
 		dtmf: tsBridge{srcClock: uint32(src.codec.ClockRate()), dstClk: uint32(dst.codec.ClockRate())}}
 	c.items[[2]*leg{src, dst}] = p
 	return p, nil
@@ -97,9 +147,15 @@ func (c *pipelineCache) drop(p *pipeline) {
 	delete(c.items, [2]*leg{p.src, p.dst})
 }
 
-// dropLeg releases every pipeline from or to l (endpoint removed).
+// dropLeg releases every pipeline from or to l (endpoint removed). A pipeline from l that
+// feeds a destination still there sends what it still held first (pipeline.flush), so the
+// destination hears the source to its end.
 func (c *pipelineCache) dropLeg(l *leg) {
+	now := time.Now()
 	for k, p := range c.items {
+		if k[0] == l && k[1] != l {
+			p.flush(now)
+		}
 		if k[0] == l || k[1] == l {
 			c.drop(p)
 		}
@@ -114,6 +170,9 @@ func (c *pipelineCache) close() {
 
 // transcode runs one audio packet through a pipeline and sends what comes out.
 func (m *mediaState) transcode(p *pipeline, in *inboundAudio, now time.Time) {
+	if err := p.loss.update(p.dst, p.tr); err != nil {
+		m.s.mgr.metrics.TranscodeErrors.Inc()
+	}
 	out, err := p.tr.Transcode(p.out[:0], in.payload, in.seq, in.ts)
 	p.out = out
 	if err != nil {
@@ -174,6 +233,7 @@ type mixer struct {
 	seq    uint16
 	ts     uint32
 	active bool // the accumulator holds audio
+	loss   lossState
 }
 
 // mixRate is the rate a destination's mix runs at: its codec's rate, except that Opus is fed at
@@ -268,6 +328,9 @@ func (m *mediaState) flushMix(mx *mixer, now time.Time) {
 		in.contributed = false
 	}
 	mx.active = false
+	if err := mx.loss.update(mx.dst, mx.enc); err != nil {
+		m.s.mgr.metrics.TranscodeErrors.Inc()
+	}
 	out, err := mx.enc.Encode(mx.out[:0], mx.pcm)
 	mx.out = out
 	if err != nil {
