@@ -29,6 +29,15 @@ type response struct {
 func decodeRequest(frame []byte) (request, *response) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &fields); err != nil || fields == nil {
+		// encoding/json gives up on well-formed objects nested over 10,000 levels deep; their
+		// top-level id is still read (without recursion) and echoed, as check 1 asks.
+		if id, idOK, valid := recoverID(frame); valid {
+			echo := ""
+			if idOK && len(id) <= maxIDBytes {
+				echo = id
+			}
+			return request{}, parseError(echo, "Invalid JSON: nested too deeply")
+		}
 		return request{}, parseError("", "Invalid JSON: request must be a JSON object")
 	}
 	var id string

@@ -66,6 +66,13 @@ func New(opts Options, mgr *session.Manager, m *metrics.Metrics, log *slog.Logge
 	ws.Upgrader.WriteBufferSize = 4096
 	// Clients are applications, not browsers running third-party pages: any origin may connect.
 	ws.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
+	// A failed handshake is answered (gorilla's status and body) and the connection closed
+	// (§2.1): without Connection: close net/http would keep it open for another request.
+	ws.Upgrader.Error = func(w http.ResponseWriter, _ *http.Request, status int, _ error) {
+		w.Header().Set("Sec-Websocket-Version", "13")
+		w.Header().Set("Connection", "close")
+		http.Error(w, http.StatusText(status), status)
+	}
 
 	ws.HandleConnect(s.onConnect)
 	ws.HandleDisconnect(s.onDisconnect)
@@ -87,13 +94,23 @@ func New(opts Options, mgr *session.Manager, m *metrics.Metrics, log *slog.Logge
 }
 
 // ServeHTTP accepts a WebSocket upgrade on any path (D2) and serves the HTTP API otherwise.
+// Every answer that is not a completed upgrade closes the connection (§2.1, §24).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if websocket.IsWebSocketUpgrade(r) {
-		if err := s.ws.HandleRequest(w, r); err != nil && !errors.Is(err, melody.ErrClosed) {
+		// Headers must not be set on w before the upgrade: melody passes w.Header() to the
+		// upgrader as the 101's extra headers. Failures set Connection: close in Upgrader.Error.
+		if err := s.ws.HandleRequest(w, r); err != nil {
+			if errors.Is(err, melody.ErrClosed) {
+				// Shutting down: nothing was written yet.
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
 			s.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 		}
 		return
 	}
+	w.Header().Set("Connection", "close")
 	s.api.ServeHTTP(w, r)
 }
 
