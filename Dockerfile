@@ -1,12 +1,26 @@
 # rtpbridge container image: Debian trixie, static minimal FFmpeg, non-root, port 9100.
 #
 #   docker build -t rtpbridge .
-#   docker run --rm --stop-timeout 330 -p 9100:9100 -p 30000-30199:30000-30199/udp \
-#       rtpbridge -c /etc/rtpbridge/rtpbridge.toml --media-ip <address peers reach>
 #
-# See deploy/README.md for networking (media_ip, host networking vs published UDP ports) and for
-# graceful shutdown timing (`docker stop` waits only 10 s by default: give it more than
-# shutdown_max_wait_secs, e.g. --stop-timeout 330).
+#   # Host networking (for real use, and for WebRTC): media_ip is an address of the host that
+#   # the peers reach; the control port, which has no authentication, on loopback only.
+#   docker run -d --name rtpbridge --stop-timeout 330 --network host --read-only --tmpfs /tmp \
+#       -v /srv/rtpbridge/recordings:/var/lib/rtpbridge/recordings \
+#       rtpbridge -c /etc/rtpbridge/rtpbridge.toml --listen 127.0.0.1:9100 --media-ip <host address>
+#
+#   # Bridge networking (local tries only): media_ip must be the container's own address, so
+#   # give it a fixed one; publish control on loopback and the RTP range 1:1.
+#   docker network create --subnet 172.28.0.0/24 rtpbridge-media
+#   docker run -d --name rtpbridge --stop-timeout 330 --network rtpbridge-media --ip 172.28.0.10 \
+#       -p 127.0.0.1:9100:9100 -p 30000-30199:30000-30199/udp \
+#       rtpbridge -c /etc/rtpbridge/rtpbridge.toml --media-ip 172.28.0.10
+#
+# rtpbridge refuses to start when it cannot bind media_ip (e.g. the host's address given to a
+# container on a bridge network) and creates cache_dir (/tmp/rtpbridge-cache) at start-up:
+# with --read-only add --tmpfs /tmp, and mount recordings writable for the container's uid
+# (10001, or --user). See deploy/README.md for networking (media_ip, host networking vs
+# published UDP ports) and for graceful shutdown timing (`docker stop` waits only 10 s by
+# default: give it more than shutdown_max_wait_secs, e.g. --stop-timeout 330).
 #
 # Nothing here names a package mirror: apt uses the sources the base images ship with, and Go
 # uses its default module proxy. Both can be redirected at build time without editing this file:
@@ -71,12 +85,14 @@ RUN apt-get update \
 # A fixed uid/gid (10001) so volume ownership is predictable on every host and in Kubernetes
 # (runAsUser/fsGroup 10001). Directories are those of the default configuration;
 # /var/lib/rtpbridge stays traversable (0755) so the image also runs under another uid
-# (`--user`, compose RTPBRIDGE_USER) with its own volumes mounted below it.
+# (`--user`, compose RTPBRIDGE_USER) with its own volumes mounted below it. cache_dir
+# (/tmp/rtpbridge-cache) is deliberately not created here: rtpbridge creates it at start-up in
+# the world-writable /tmp (or the tmpfs mounted there), so it belongs to whichever uid runs.
 RUN groupadd --gid 10001 rtpbridge \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/rtpbridge \
         --shell /usr/sbin/nologin rtpbridge \
  && install -d -o rtpbridge -g rtpbridge -m 0755 /var/lib/rtpbridge /var/lib/rtpbridge/media \
- && install -d -o rtpbridge -g rtpbridge -m 0750 /var/lib/rtpbridge/recordings /tmp/rtpbridge-cache \
+ && install -d -o rtpbridge -g rtpbridge -m 0750 /var/lib/rtpbridge/recordings \
  && install -d -m 0755 /etc/rtpbridge
 
 COPY --from=build /out/rtpbridge /usr/local/bin/rtpbridge
@@ -92,11 +108,14 @@ WORKDIR /var/lib/rtpbridge
 
 # Control plane: WebSocket + HTTP (/health, /ready, /metrics, /sessions, /recordings).
 EXPOSE 9100/tcp
+# The control port has no authentication: publish it on loopback (`-p 127.0.0.1:9100:9100`),
+# or with `--network host` pass `--listen 127.0.0.1:9100`.
 # Media is UDP and is deliberately not EXPOSEd: plain RTP uses rtp_port_range (30000-30199 in the
 # bundled config) and WebRTC uses OS-chosen ports, all on media_ip, which is also the address
-# written into SDP. Publish the RTP range 1:1 (`-p 30000-30199:30000-30199/udp`, never `-P`,
-# which would remap ports) or, for WebRTC and for peers off this host, run with
-# `--network host`. deploy/README.md explains the choice.
+# written into SDP. Run with `--network host` (needed for WebRTC and for peers off this host),
+# or publish the RTP range 1:1 (`-p 30000-30199:30000-30199/udp`, never `-P`, which would
+# remap ports; every published port costs a docker-proxy process unless the daemon has
+# "userland-proxy": false). deploy/README.md explains the choice.
 
 # Docker health check without curl/wget: bash (always present, Essential in Debian) sends a real
 # HTTP request to GET /health and requires status 200. /health, not /ready: a draining

@@ -23,11 +23,13 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -641,8 +643,15 @@ func interpolate(s string) string {
 }
 
 type portMapping struct {
+	hostIP     string // "" = every interface
 	host, cont [2]int
 	proto      string
+}
+
+// loopbackIP reports whether s is a loopback address ("" and wildcards are not).
+func loopbackIP(s string) bool {
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	return err == nil && a.IsLoopback()
 }
 
 func parsePortRange(s string) ([2]int, error) {
@@ -669,7 +678,17 @@ func composePorts(v any) ([]portMapping, error) {
 			s := interpolate(e)
 			s, proto, _ := strings.Cut(s, "/")
 			pm.proto = proto
+			if strings.HasPrefix(s, "[") { // [IPv6]:host:container
+				ip, rest, ok := strings.Cut(s[1:], "]:")
+				if !ok {
+					return nil, fmt.Errorf("port %q: unterminated IPv6 address", e)
+				}
+				pm.hostIP, s = ip, rest
+			}
 			parts := strings.Split(s, ":")
+			if len(parts) == 3 {
+				pm.hostIP, parts = parts[0], parts[1:]
+			}
 			var err error
 			if pm.cont, err = parsePortRange(parts[len(parts)-1]); err != nil {
 				return nil, fmt.Errorf("port %q: %v", e, err)
@@ -692,6 +711,7 @@ func composePorts(v any) ([]portMapping, error) {
 				}
 			}
 			pm.proto = ystr(e, "protocol")
+			pm.hostIP = interpolate(ystr(e, "host_ip"))
 		default:
 			return nil, fmt.Errorf("unsupported port entry %v", e)
 		}
@@ -826,17 +846,68 @@ func checkCompose(r *repo) problems {
 		p.add("docker-compose.yml: stop_grace_period %s must exceed shutdown_max_wait_secs = %d of %s by at least %d s", gp, wait, cfg.name(), minGraceMargin)
 	}
 
-	// Networking: the control port and exactly rtp_port_range, 1:1, unless on the host network.
-	if ystr(svc, "network_mode") != "host" {
+	// Networking. The control port has no authentication: it must only be reachable from this
+	// host unless someone widens it deliberately.
+	listen, listenFrom := cfg.str("listen"), cfg.name()
+	if l, ok := flagArg(args, "-l", "--listen", "-listen"); ok {
+		listen, listenFrom = l, "--listen"
+	}
+	var listenAddrs []netip.AddrPort
+	for _, a := range strings.Split(listen, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			p.add("docker-compose.yml: listen address %q (%s): %v", a, listenFrom, err)
+			continue
+		}
+		listenAddrs = append(listenAddrs, ap)
+	}
+	s, e := cfg.portRange()
+	if ms := cfg.int("max_sessions"); e > s && ms > (e-s+1)/2 {
+		p.add("docker-compose.yml: max_sessions = %d of %s exceeds the %d RTP port pairs of rtp_port_range [%d, %d]: size the two together", ms, cfg.name(), (e-s+1)/2, s, e)
+	}
+	if ystr(svc, "network_mode") == "host" {
+		// Every port is a host port: ports: would be ignored, so only the listen address keeps
+		// the control port off the network.
+		if _, ok := svc["ports"]; ok {
+			p.add("docker-compose.yml: `ports:` is ignored with network_mode: host (every port is a host port); remove it and restrict the control port by its listen address")
+		}
+		if _, ok := svc["networks"]; ok {
+			p.add("docker-compose.yml: network_mode: host cannot be combined with networks:")
+		}
+		health := false
+		for _, ap := range listenAddrs {
+			if !ap.Addr().IsLoopback() {
+				p.add("docker-compose.yml: with network_mode: host the control port listens on %s (%s), which exposes it beyond this host; it has no authentication: listen on loopback (127.0.0.1:9100) by default", ap, listenFrom)
+			}
+			health = health || ap == netip.MustParseAddrPort("127.0.0.1:9100")
+		}
+		if !health && ymap(svc, "healthcheck") == nil {
+			p.add("docker-compose.yml: the listen addresses %q do not include 127.0.0.1:9100, where the image's HEALTHCHECK sends GET /health", listen)
+		}
+		if _, ok := flagArg(args, "-m", "--media-ip"); !ok {
+			p.add("docker-compose.yml: pass --media-ip (a host address the peers reach) with network_mode: host; the default 127.0.0.1 reaches peers on this host only")
+		}
+	} else {
+		// Bridge networking: control published on loopback only, exactly rtp_port_range 1:1,
+		// media_ip the container's own address.
 		ports, err := composePorts(yget(svc, "ports"))
 		if err != nil {
 			p.add("docker-compose.yml: %v", err)
 		}
-		s, e := cfg.portRange()
 		var ctl, rtp bool
 		for _, pm := range ports {
 			if pm.proto == "tcp" && pm.cont[0] <= 9100 && 9100 <= pm.cont[1] {
 				ctl = true
+				if !loopbackIP(pm.hostIP) {
+					host := pm.hostIP
+					if host == "" {
+						host = "every interface"
+					}
+					p.add("docker-compose.yml: the control port 9100/tcp is published on %s; it has no authentication: publish it on loopback (\"127.0.0.1:9100:9100/tcp\") by default", host)
+				}
 			}
 			if pm.proto == "udp" {
 				if pm.cont != [2]int{int(s), int(e)} || pm.host != pm.cont {
@@ -851,22 +922,60 @@ func checkCompose(r *repo) problems {
 		if !rtp {
 			p.add("docker-compose.yml: rtp_port_range [%d, %d] is not published (or use network_mode: host)", s, e)
 		}
-		// media_ip must be the container's own address on its network.
-		if ip, ok := flagArg(args, "-m", "--media-ip"); ok {
-			var addrs []string
-			for _, n := range ymap(svc, "networks") {
-				if a := interpolate(ystr(n, "ipv4_address")); a != "" {
-					addrs = append(addrs, a)
+		// Networks must be declared, and a fixed address must lie in the declared subnet.
+		var addrs []string
+		for name, n := range ymap(svc, "networks") {
+			decl, declared := ymap(doc, "networks")[name]
+			if !declared {
+				p.add("docker-compose.yml: network %q is not declared under the top-level networks:", name)
+			}
+			a := interpolate(ystr(n, "ipv4_address"))
+			if a == "" {
+				continue
+			}
+			addrs = append(addrs, a)
+			if ip, err := netip.ParseAddr(a); err != nil {
+				p.add("docker-compose.yml: ipv4_address %q: %v", a, err)
+			} else if declared {
+				in := false
+				for _, c := range ylist(decl, "ipam", "config") {
+					if pfx, err := netip.ParsePrefix(interpolate(ystr(c, "subnet"))); err == nil && pfx.Contains(ip) {
+						in = true
+					}
+				}
+				if !in {
+					p.add("docker-compose.yml: ipv4_address %s is not in a subnet of network %q", a, name)
 				}
 			}
-			found := false
-			for _, a := range addrs {
-				found = found || a == ip
-			}
-			if !found {
+		}
+		// Inside the container the control listener must take what Docker forwards.
+		reach := false
+		for _, ap := range listenAddrs {
+			reach = reach || (ap.Port() == 9100 && (ap.Addr().IsUnspecified() || slices.Contains(addrs, ap.Addr().String())))
+		}
+		if ctl && !reach {
+			p.add("docker-compose.yml: the published control port cannot reach rtpbridge listening on %q (%s): with bridge networking listen on 0.0.0.0:9100 inside the container", listen, listenFrom)
+		}
+		// media_ip must be the container's own address on its network.
+		if ip, ok := flagArg(args, "-m", "--media-ip"); ok {
+			if !slices.Contains(addrs, ip) {
 				p.add("docker-compose.yml: --media-ip %s is not the container's ipv4_address %v: media would bind an address the container does not have", ip, addrs)
 			}
 		}
+	}
+
+	// no-new-privileges, in the current key=value form.
+	nnp := false
+	for _, o := range ylist(svc, "security_opt") {
+		switch o, _ := o.(string); {
+		case o == "no-new-privileges=true" || o == "no-new-privileges":
+			nnp = true
+		case strings.HasPrefix(o, "no-new-privileges:"):
+			p.add("docker-compose.yml: security_opt %q uses the deprecated \":\" form: write no-new-privileges=true", o)
+		}
+	}
+	if !nnp {
+		p.add("docker-compose.yml: security_opt should set no-new-privileges=true")
 	}
 
 	// Volumes for recordings and media (read-only) at the configured directories.
@@ -896,6 +1005,88 @@ func checkCompose(r *repo) problems {
 		if ystr(hc, "disable") != "true" && !strings.Contains(t, "/health") {
 			p.add("docker-compose.yml: the healthcheck should use /health (it stays 200 while draining)")
 		}
+	}
+	return p
+}
+
+// composeBridgeVariant turns docker-compose.yml into its documented bridge-networking variant:
+// the lines from "# host networking: begin" to "# host networking: end" are deleted and the
+// lines between "# bridge networking: begin" and "# bridge networking: end" uncommented (the
+// first "# " after the indentation removed), the edit the file's header tells operators to
+// make.
+func composeBridgeVariant(src string) (string, error) {
+	var out []string
+	block := ""
+	hosts, bridges := 0, 0
+	for n, l := range strings.Split(src, "\n") {
+		t := strings.TrimSpace(l)
+		switch t {
+		case "# host networking: begin", "# bridge networking: begin":
+			if block != "" {
+				return "", fmt.Errorf("docker-compose.yml:%d: %q inside the %s networking block", n+1, t, block)
+			}
+			block = strings.Fields(t)[1]
+			if block == "host" {
+				hosts++
+				continue
+			}
+			bridges++
+			out = append(out, l)
+			continue
+		case "# host networking: end", "# bridge networking: end":
+			if end := strings.Fields(t)[1]; end != block {
+				return "", fmt.Errorf("docker-compose.yml:%d: %q without its begin", n+1, t)
+			}
+			if block == "bridge" {
+				out = append(out, l)
+			}
+			block = ""
+			continue
+		}
+		switch block {
+		case "host":
+		case "bridge":
+			ind := l[:len(l)-len(strings.TrimLeft(l, " "))]
+			rest := strings.TrimPrefix(l, ind)
+			if !strings.HasPrefix(rest, "#") {
+				return "", fmt.Errorf("docker-compose.yml:%d: uncommented line inside the bridge networking block", n+1)
+			}
+			rest = strings.TrimPrefix(strings.TrimPrefix(rest, "#"), " ")
+			out = append(out, ind+rest)
+		default:
+			out = append(out, l)
+		}
+	}
+	switch {
+	case block != "":
+		return "", fmt.Errorf("docker-compose.yml: the %s networking block does not end", block)
+	case hosts == 0 || bridges == 0:
+		return "", fmt.Errorf("docker-compose.yml: want \"host networking\" and \"bridge networking\" begin/end blocks (the documented bridge variant), found %d and %d", hosts, bridges)
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// checkComposeBridge applies checkCompose to the bridge-networking variant that
+// docker-compose.yml documents in comments, so the commented alternative cannot rot.
+func checkComposeBridge(r *repo) problems {
+	var p problems
+	src, err := r.read("docker-compose.yml")
+	if err != nil {
+		p.add("docker-compose.yml: %v", err)
+		return p
+	}
+	variant, err := composeBridgeVariant(src)
+	if err != nil {
+		p.add("bridge networking variant: %v", err)
+		return p
+	}
+	if doc, err := parseYAML("docker-compose.yml", variant); err == nil {
+		if ystr(doc, "services", "rtpbridge", "network_mode") != "" || yget(doc, "services", "rtpbridge", "ports") == nil {
+			p.add("bridge networking variant: the rtpbridge service should have ports: and no network_mode")
+		}
+	}
+	for _, pr := range checkCompose(r.with("docker-compose.yml", variant)) {
+		p.add("bridge networking variant: %s", pr)
 	}
 	return p
 }
@@ -1504,6 +1695,7 @@ var checks = []struct {
 	{"dockerfile", checkDockerfile},
 	{"dockerignore", checkDockerignore},
 	{"compose", checkCompose},
+	{"compose-bridge", checkComposeBridge},
 	{"kubernetes", checkKubernetes},
 	{"systemd", checkSystemd},
 	{"config-keys", checkConfigKeys},
@@ -1550,12 +1742,24 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"short compose grace", "docker-compose.yml", "stop_grace_period: 330s", "stop_grace_period: 300s", "compose", "stop_grace_period"},
 		{"no compose grace", "docker-compose.yml", "    stop_grace_period: 330s\n", "", "compose", "stop_grace_period"},
 		{"longer drain than compose grace", "deploy/docker/rtpbridge.toml", "shutdown_max_wait_secs = 300", "shutdown_max_wait_secs = 600", "compose", "stop_grace_period"},
-		{"published range differs", "docker-compose.yml", `"30000-30199:30000-30199/udp"`, `"30000-30099:30000-30099/udp"`, "compose", "rtp_port_range"},
-		{"config range differs", "deploy/docker/rtpbridge.toml", "rtp_port_range = [30000, 30199]", "rtp_port_range = [30000, 30399]", "compose", "rtp_port_range"},
+		{"published range differs", "docker-compose.yml", `"30000-30199:30000-30199/udp"`, `"30000-30099:30000-30099/udp"`, "compose-bridge", "rtp_port_range"},
+		{"config range differs", "deploy/docker/rtpbridge.toml", "rtp_port_range = [30000, 30199]", "rtp_port_range = [30000, 30399]", "compose-bridge", "rtp_port_range"},
+		{"more sessions than port pairs", "deploy/docker/rtpbridge.toml", "max_sessions = 100", "max_sessions = 500", "compose", "max_sessions"},
 		{"media writable", "docker-compose.yml", "/var/lib/rtpbridge/media:ro", "/var/lib/rtpbridge/media", "compose", "read-only"},
-		{"media_ip not the container's", "docker-compose.yml", `"${RTPBRIDGE_MEDIA_IP:-172.28.0.10}"
-    user`, `"172.28.0.11"
-    user`, "compose", "ipv4_address"},
+		{"media_ip not the container's", "docker-compose.yml", `#   - "172.28.0.10"`, `#   - "172.28.0.11"`, "compose-bridge", "ipv4_address"},
+		{"address outside the subnet", "docker-compose.yml", `#     ipv4_address: "172.28.0.10"`, `#     ipv4_address: "172.29.0.10"`, "compose-bridge", "subnet"},
+		{"network not declared", "docker-compose.yml", "# networks:\n#   media:", "# networks:\n#   other:", "compose-bridge", "not declared"},
+		{"control on every host interface", "docker-compose.yml", `"${RTPBRIDGE_LISTEN:-127.0.0.1:9100}"`, `"${RTPBRIDGE_LISTEN:-0.0.0.0:9100}"`, "compose", "loopback"},
+		{"no --listen on the host network", "docker-compose.yml", "      - \"--listen\"\n      - \"${RTPBRIDGE_LISTEN:-127.0.0.1:9100}\"\n", "", "compose", "loopback"},
+		{"no health check address", "docker-compose.yml", `"${RTPBRIDGE_LISTEN:-127.0.0.1:9100}"`, `"${RTPBRIDGE_LISTEN:-127.0.0.1:9200}"`, "compose", "HEALTHCHECK"},
+		{"ports on the host network", "docker-compose.yml", "    network_mode: host\n    # host networking: end", "    network_mode: host\n    ports:\n      - \"127.0.0.1:9100:9100/tcp\"\n    # host networking: end", "compose", "ignored"},
+		{"no media_ip on the host network", "docker-compose.yml", "      - \"--media-ip\"\n      - \"${RTPBRIDGE_MEDIA_IP:-127.0.0.1}\"\n", "", "compose", "--media-ip"},
+		{"control published on every interface", "docker-compose.yml", `#   - "127.0.0.1:9100:9100/tcp"`, `#   - "9100:9100/tcp"`, "compose-bridge", "loopback"},
+		{"control published on a wildcard", "docker-compose.yml", `#   - "127.0.0.1:9100:9100/tcp"`, `#   - "0.0.0.0:9100:9100/tcp"`, "compose-bridge", "loopback"},
+		{"container listens on loopback", "deploy/docker/rtpbridge.toml", `listen = "0.0.0.0:9100"`, `listen = "127.0.0.1:9100"`, "compose-bridge", "0.0.0.0:9100"},
+		{"bridge variant lost", "docker-compose.yml", "    # bridge networking: begin\n", "", "compose-bridge", "bridge networking"},
+		{"bridge variant left commented", "docker-compose.yml", "#   - \"127.0.0.1:9100:9100/tcp\"", "  - \"127.0.0.1:9100:9100/tcp\"", "compose-bridge", "uncommented line"},
+		{"deprecated no-new-privileges form", "docker-compose.yml", "no-new-privileges=true", "no-new-privileges:true", "compose", "deprecated"},
 		{"short k8s grace", "deploy/kubernetes/statefulset.yaml", "terminationGracePeriodSeconds: 330", "terminationGracePeriodSeconds: 300", "kubernetes", "terminationGracePeriodSeconds"},
 		{"longer drain than k8s grace", "deploy/kubernetes/rtpbridge.toml", "shutdown_max_wait_secs = 300", "shutdown_max_wait_secs = 900", "kubernetes", "terminationGracePeriodSeconds"},
 		{"readiness on /health", "deploy/kubernetes/statefulset.yaml", "path: /ready", "path: /health", "kubernetes", "readinessProbe"},

@@ -45,7 +45,14 @@ func run(args []string) int {
 
 	srv, err := server.New(cfg, log, server.Tuning{})
 	if err != nil {
-		log.Error("startup failed", "err", err)
+		// One line per problem (media_ip not bindable, cache_dir not creatable, a listener).
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			log.Error("startup failed", "err", e)
+		}
 		return 1
 	}
 	srv.Start()

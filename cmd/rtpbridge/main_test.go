@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd    *exec.Cmd
 	addr   string
+	dir    string // the temporary directory of start's config, recordings and cache
 	stderr *syncBuffer
 	exited chan struct{}
 	code   int
@@ -81,6 +82,7 @@ func start(t *testing.T, extra string) *process {
 	}
 	p := exec_(t, []string{"-c", path})
 	p.addr = addr
+	p.dir = dir
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + addr + "/health"); err == nil {
@@ -102,8 +104,18 @@ func start(t *testing.T, extra string) *process {
 
 func exec_(t *testing.T, args []string) *process {
 	t.Helper()
+	return execAs(t, os.Args[0], nil, args)
+}
+
+// execAs runs bin (a copy of this test binary) with args, under the credentials in cred when
+// not nil.
+func execAs(t *testing.T, bin string, cred *syscall.Credential, args []string) *process {
+	t.Helper()
 	argv, _ := json.Marshal(args)
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(bin)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	cmd.Env = append(os.Environ(), "RTPBRIDGE_TEST_MAIN="+string(argv))
 	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
@@ -313,4 +325,159 @@ func TestListenerBindFailureExits1(t *testing.T) {
 	if code := p.waitExit(t, 5*time.Second); code != 1 {
 		t.Fatalf("exit code %d when the listen address is taken:\n%s", code, p.stderr)
 	}
+}
+
+// writeConfig writes a configuration file with a free listen address and the given directories
+// plus extra (TOML) into dir and returns its path and the listen address.
+func writeConfig(t *testing.T, dir, recordingDir, cacheDir, extra string) (string, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf("listen = %q\nrecording_dir = %q\ncache_dir = %q\n%s", addr, recordingDir, cacheDir, extra)
+	path := filepath.Join(dir, "rtpbridge.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, addr
+}
+
+// TestUnbindableMediaIPStopsStartup: a media_ip this host does not own (a container given the
+// host's address on a bridge network) must stop start-up with a message saying what to do,
+// instead of a server that reports ready and then fails every endpoint.
+func TestUnbindableMediaIPStopsStartup(t *testing.T) {
+	const ip = "192.0.2.1" // TEST-NET-1
+	if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)}); err == nil {
+		c.Close()
+		t.Skipf("this host owns %s", ip)
+	}
+	dir := t.TempDir()
+	path, addr := writeConfig(t, dir, filepath.Join(dir, "rec"), filepath.Join(dir, "cache"), "")
+	p := exec_(t, []string{"-c", path, "--media-ip", ip})
+	// /ready must never answer while the process refuses to start.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		exited := false
+		select {
+		case <-p.exited:
+			exited = true
+		default:
+		}
+		if resp, err := http.Get("http://" + addr + "/ready"); err == nil {
+			resp.Body.Close()
+			t.Fatalf("/ready answered %d with an unbindable media_ip", resp.StatusCode)
+		}
+		if exited {
+			break
+		}
+	}
+	if code := p.waitExit(t, 5*time.Second); code == 0 {
+		t.Fatalf("exit code 0 with an unbindable media_ip:\n%s", p.stderr)
+	}
+	out := p.stderr.String()
+	for _, want := range []string{"media_ip", ip, "cannot assign requested address", "host networking", "container's own address"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "listening") || strings.Contains(out, "rtpbridge started") {
+		t.Errorf("started despite the unbindable media_ip:\n%s", out)
+	}
+}
+
+// TestCacheDirCreatedAtStartup: cache_dir need not exist, only its parent (PROTOCOL.md §18).
+func TestCacheDirCreatedAtStartup(t *testing.T) {
+	p := start(t, "")
+	fi, err := os.Stat(filepath.Join(p.dir, "cache"))
+	if err != nil || !fi.IsDir() {
+		t.Fatalf("cache_dir not created at start-up: %v", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		t.Errorf("cache_dir created with mode %04o, want no group write and nothing for others", perm)
+	}
+}
+
+// unprivileged prepares a run of this test binary that cannot write dirs owned by the test:
+// the test's own user when that is not root, else uid/gid 65534 from a copy of the binary in
+// base (root ignores permission bits). base and its ancestors are opened up for traversal.
+func unprivileged(t *testing.T, base string) (string, *syscall.Credential) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return os.Args[0], nil
+	}
+	for d := base; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o005); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "rtpbridge.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, &syscall.Credential{Uid: 65534, Gid: 65534}
+}
+
+// readOnlyDir makes a directory nobody but root can write into.
+func readOnlyDir(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.Mkdir(path, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(path, 0o755) })
+	return path
+}
+
+// TestUncreatableCacheDirStopsStartup: a cache_dir that cannot be created (a read-only /tmp, a
+// uid without write access to its parent) stops start-up with a message naming the uid and
+// the fix.
+func TestUncreatableCacheDirStopsStartup(t *testing.T) {
+	dir := t.TempDir()
+	bin, cred := unprivileged(t, dir)
+	cache := filepath.Join(readOnlyDir(t, filepath.Join(dir, "ro")), "cache")
+	path, _ := writeConfig(t, dir, filepath.Join(dir, "rec"), cache, "")
+	p := execAs(t, bin, cred, []string{"-c", path})
+	if code := p.waitExit(t, 5*time.Second); code == 0 {
+		t.Fatalf("exit code 0 although cache_dir cannot be created:\n%s", p.stderr)
+	}
+	out := p.stderr.String()
+	for _, want := range []string{"cache_dir", cache, "could not be created", "permission denied",
+		fmt.Sprintf("rtpbridge runs as uid %d", uidOf(cred)), "chown", "configure a writable directory"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestUnwritableRecordingDirNamesTheFix: the forgotten `chown` of a bind-mounted recordings
+// directory must name the directory, the uid rtpbridge runs as, the owner and the fix.
+func TestUnwritableRecordingDirNamesTheFix(t *testing.T) {
+	dir := t.TempDir()
+	bin, cred := unprivileged(t, dir)
+	rec := readOnlyDir(t, filepath.Join(dir, "rec"))
+	path, _ := writeConfig(t, dir, rec, filepath.Join(dir, "cache"), "")
+	p := execAs(t, bin, cred, []string{"-c", path})
+	if code := p.waitExit(t, 5*time.Second); code == 0 {
+		t.Fatalf("exit code 0 although recording_dir is not writable:\n%s", p.stderr)
+	}
+	out := p.stderr.String()
+	for _, want := range []string{"recording_dir", rec, "must be writable",
+		fmt.Sprintf("rtpbridge runs as uid %d", uidOf(cred)), fmt.Sprintf("%s belongs to uid %d", rec, os.Geteuid()),
+		"chown", "configure a writable directory"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+func uidOf(cred *syscall.Credential) int {
+	if cred != nil {
+		return int(cred.Uid)
+	}
+	return os.Getuid()
 }

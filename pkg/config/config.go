@@ -41,6 +41,11 @@ type Config struct {
 	// RTPPortRange is `rtp_port_range`: inclusive [start, end] for plain RTP
 	// (even port RTP, next odd port RTCP).
 	RTPPortRange [2]int
+	// RTPSourceNetworks is `rtp_source_networks` (PROTOCOL.md §0 D24): who
+	// may latch a leg's media source. ["*"] (the default) any source; []
+	// only the address in the peer's SDP; otherwise CIDR prefixes or single
+	// addresses. After the latch only that exact source is accepted.
+	RTPSourceNetworks []string
 	// DisconnectTimeoutSecs is `disconnect_timeout_secs`: how long an
 	// orphaned session waits for session.attach.
 	DisconnectTimeoutSecs int
@@ -111,6 +116,7 @@ func Default() *Config {
 		Listen:                    []string{DefaultListen},
 		MediaIP:                   netip.AddrFrom4([4]byte{127, 0, 0, 1}),
 		RTPPortRange:              [2]int{30000, 39999},
+		RTPSourceNetworks:         []string{"*"},
 		DisconnectTimeoutSecs:     30,
 		ShutdownMaxWaitSecs:       300,
 		MediaDir:                  "",

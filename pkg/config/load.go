@@ -64,6 +64,23 @@ func keyDefs() []keyDef {
 			}
 			return "", nil
 		}},
+		{"rtp_source_networks", func(c *Config, v any) (string, error) {
+			const rule = `must be an array of strings ("*", CIDR prefixes or IP addresses)`
+			arr, ok := v.([]any)
+			if !ok {
+				return rule, nil
+			}
+			nets := make([]string, 0, len(arr))
+			for _, e := range arr {
+				s, ok := e.(string)
+				if !ok {
+					return rule, nil
+				}
+				nets = append(nets, s)
+			}
+			c.RTPSourceNetworks = nets
+			return "", nil
+		}},
 		intKey("disconnect_timeout_secs", func(c *Config) *int { return &c.DisconnectTimeoutSecs }),
 		intKey("shutdown_max_wait_secs", func(c *Config) *int { return &c.ShutdownMaxWaitSecs }),
 		stringKey("media_dir", func(c *Config) *string { return &c.MediaDir }),

@@ -28,6 +28,7 @@ func TestLoadFileEveryKey(t *testing.T) {
 listen = "127.0.0.1:9200, [::1]:9201"
 media_ip = "192.0.2.7"
 rtp_port_range = [20000, 20999]
+rtp_source_networks = ["10.0.0.0/8", "192.0.2.17"]
 disconnect_timeout_secs = 31
 shutdown_max_wait_secs = 301
 media_dir = "`+dir+`"
@@ -63,6 +64,7 @@ opus_complexity = 5
 		Listen:                    []string{"127.0.0.1:9200", "[::1]:9201"},
 		MediaIP:                   netip.MustParseAddr("192.0.2.7"),
 		RTPPortRange:              [2]int{20000, 20999},
+		RTPSourceNetworks:         []string{"10.0.0.0/8", "192.0.2.17"},
 		DisconnectTimeoutSecs:     31,
 		ShutdownMaxWaitSecs:       301,
 		MediaDir:                  dir,
@@ -160,6 +162,8 @@ func TestLoadFileWrongTypes(t *testing.T) {
 		{"listen integer", `listen = 9100`, "listen", "must be a string (comma-separated ip:port list), not an integer"},
 		{"media_ip integer", `media_ip = 1`, "media_ip", "must be a string holding an IP address, not an integer"},
 		{"media_ip not an IP", `media_ip = "my.host"`, "media_ip", `media_ip = "my.host" in %s: must be an IP address (v4 or v6): parsing IP address`},
+		{"source networks string", `rtp_source_networks = "*"`, "rtp_source_networks", "must be an array of strings"},
+		{"source networks number", `rtp_source_networks = [10]`, "rtp_source_networks", "must be an array of strings"},
 		{"port range string", `rtp_port_range = "30000-39999"`, "rtp_port_range", "must be an array of two integers [start, end]"},
 		{"port range three", `rtp_port_range = [1, 2, 3]`, "rtp_port_range", "[1, 2, 3] in %s: must be an array of two integers"},
 		{"port range float", `rtp_port_range = [30000.0, 39999]`, "rtp_port_range", "must be an array of two integers"},

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 )
 
 // writeTestFile is the probe PROTOCOL.md §26 names: created and deleted in
@@ -68,6 +70,11 @@ func (c *Config) Validate() (warnings []string, err error) {
 		fail("media_ip", ipValue, "must not carry an IPv6 zone: it is advertised in SDP c=", nil)
 	case c.MediaIP.IsLoopback():
 		warnings = append(warnings, fmt.Sprintf("media_ip = %s is a loopback address: only peers on this host can reach media", ipValue))
+	}
+
+	// rtp_source_networks
+	if _, err := rtpnet.ParseSourcePolicy(c.RTPSourceNetworks); err != nil {
+		fail("rtp_source_networks", fmt.Sprintf("%q", c.RTPSourceNetworks), `each entry must be "*", a CIDR prefix or an IP address`, err)
 	}
 
 	// rtp_port_range
@@ -224,7 +231,7 @@ func checkWritableDir(path, def string) (string, error) {
 		return "must be a directory", errors.New("it exists and is not a directory")
 	}
 	if err := probeWritable(clean); err != nil {
-		return "must be writable", err
+		return "must be writable", withDirAdvice(clean, err)
 	}
 	return "", nil
 }

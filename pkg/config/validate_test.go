@@ -161,6 +161,19 @@ func TestValidateRTPPortRange(t *testing.T) {
 	})
 }
 
+func TestValidateRTPSourceNetworks(t *testing.T) {
+	set := func(nets ...string) func(*Config) {
+		return func(c *Config) { c.RTPSourceNetworks = nets }
+	}
+	runValidationCases(t, []validationCase{
+		{"any", set("*"), "", ""},
+		{"empty: SDP address only", set(), "", ""},
+		{"networks and addresses", set("10.0.0.0/8", "2001:db8::/32", "192.0.2.17"), "", ""},
+		{"bad prefix", set("10.0.0.0/33"), "rtp_source_networks", `"10.0.0.0/33" is not "*", a CIDR prefix or an IP address`},
+		{"hostname", set("sbc.example"), "rtp_source_networks", `each entry must be "*", a CIDR prefix or an IP address`},
+	})
+}
+
 // intBound is one integer key with its PROTOCOL.md bounds, written out here
 // independently of validate.go so that a wrong bound there fails a test.
 type intBound struct {

@@ -34,9 +34,6 @@ func (d *Datagram) Bytes() []byte { return d.Buf[:d.N] }
 // datagramPool is how many datagrams an endpoint may have in flight to its session.
 const datagramPool = 64
 
-// learningWindow is PROTOCOL.md §14's symmetric-RTP window.
-const learningWindow = 5 * time.Second
-
 // rtcpInterval is PROTOCOL.md §28's RTCP report interval.
 const rtcpInterval = 5 * time.Second
 
@@ -74,6 +71,10 @@ type RTP struct {
 
 	invalid uint64 // datagrams dropped as malformed
 
+	// allowedPT has bit n set when payload type n was negotiated on this leg (the send
+	// codec's and telephone-event's): anything else is rejected (D24).
+	allowedPT [2]uint64
+
 	sendBuf [rtpnet.MaxDatagramSize]byte
 	rtcpBuf [rtpnet.MaxDatagramSize]byte
 
@@ -83,8 +84,9 @@ type RTP struct {
 	closed  bool
 }
 
-// NewRTP allocates a port pair for a new leg. Nothing is read until Start.
-func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, now time.Time) (*RTP, error) {
+// NewRTP allocates a port pair for a new leg. Nothing is read until Start. sources says who may
+// latch the leg's media source (rtp_source_networks); nil lets any source latch.
+func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *rtpnet.SourcePolicy, now time.Time) (*RTP, error) {
 	pair, err := ports.Allocate()
 	if err != nil {
 		return nil, err
@@ -96,7 +98,7 @@ func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, now time.T
 		created:   now,
 		pair:      pair,
 		mediaIP:   ports.MediaIP(),
-		learner:   rtpnet.NewLearner(netip.AddrPort{}, now),
+		learner:   rtpnet.NewLearner(sources, now),
 		recv:      rtpstats.NewReceiver(8000),
 		out:       NewOutStream(8000),
 		free:      make(chan *Datagram, datagramPool),
@@ -286,6 +288,10 @@ func (e *RTP) AcceptAnswer(answer *sdp.Description, now time.Time) error {
 			}
 			return fmt.Errorf("SRTP answer rejected: %s", reasons[0])
 		}
+	case e.srtp != nil:
+		// Unreachable today (every offer of an SRTP leg carries a=crypto), kept so that no
+		// future re-offer path can downgrade a keyed leg (D24).
+		return errors.New("SRTP is active on this endpoint; a plain RTP answer would downgrade it")
 	case len(answer.Crypto) > 0:
 		return errors.New("answer has a=crypto but the offer was plain RTP")
 	}
@@ -304,6 +310,8 @@ func (e *RTP) AcceptAnswer(answer *sdp.Description, now time.Time) error {
 	}
 	e.offer, e.offerCrypto = nil, nil
 	e.apply(neg)
+	// An accepted answer opens a learning window (D24): the peer may have moved.
+	e.learner.Reopen(now)
 	return nil
 }
 
@@ -346,10 +354,20 @@ func (e *RTP) apply(neg sdp.Negotiated) {
 	e.recv.SetClockRate(clock)
 	e.send.SetClockRate(clock)
 	e.out.SetClock(clock)
-	if neg.RemoteAddr.IsValid() {
-		e.learner.SetRemote(neg.RemoteAddr)
+	e.learner.SetSignalled(neg.RemoteAddr, neg.RemoteRTCPAddr)
+	e.allowedPT = [2]uint64{}
+	if neg.Codec != "" {
+		e.allowPT(neg.PayloadType)
+	}
+	if neg.TelephoneEventPT != 0 {
+		e.allowPT(neg.TelephoneEventPT)
 	}
 }
+
+func (e *RTP) allowPT(pt uint8) { e.allowedPT[pt>>6&1] |= 1 << (pt & 63) }
+
+// ptAllowed reports whether pt was negotiated on this leg.
+func (e *RTP) ptAllowed(pt uint8) bool { return e.allowedPT[pt>>6&1]&(1<<(pt&63)) != 0 }
 
 // Start runs the socket readers; each datagram is handed to deliver, which returns false when
 // the session cannot take it (the datagram is then released and dropped).
@@ -425,6 +443,9 @@ type Inbound struct {
 	First   bool          // the first valid RTP packet ever
 	Resumed bool          // media after a media-timeout outage
 	Invalid bool          // the datagram was malformed and dropped
+	// Rejected is set when a well-formed packet was dropped for its source (not the latched
+	// one, or not allowed to latch) or its payload type (not negotiated on this leg), D24.
+	Rejected bool
 	// SRTPError is set when an SRTP/SRTCP packet failed authentication or replay checks.
 	SRTPError bool
 }
@@ -433,7 +454,7 @@ type Inbound struct {
 // statistics, symmetric-RTP learning, RTCP. The payload aliases the datagram; use it before
 // Release.
 func (e *RTP) Receive(d *Datagram, in *Inbound) {
-	in.Kind, in.Payload, in.DTMF, in.Bye, in.First, in.Resumed, in.Invalid, in.SRTPError = InboundDrop, nil, false, nil, false, false, false, false
+	*in = Inbound{}
 	b := d.Bytes()
 	var kind rtpnet.Kind
 	if d.RTCPSocket {
@@ -443,6 +464,13 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 	}
 	switch kind {
 	case rtpnet.KindRTP:
+		// The source is checked before anything else: a foreign packet must not reach the SRTP
+		// replay window, the statistics or the learner (D24).
+		verdict := e.learner.CheckRTP(d.Src, d.At)
+		if verdict == rtpnet.Reject {
+			in.Rejected = true
+			return
+		}
 		if e.srtp != nil {
 			if e.reflected(b, 8) {
 				in.SRTPError = true
@@ -463,7 +491,13 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 			in.Invalid = true
 			return
 		}
-		e.learner.Observe(d.Src, d.At)
+		if !e.ptAllowed(in.Header.PayloadType) {
+			in.Rejected = true
+			return
+		}
+		if verdict == rtpnet.Learn {
+			e.learner.CommitRTP(d.Src, d.At)
+		}
 		e.recv.Update(in.Header.SequenceNumber, in.Header.Timestamp, in.Header.SSRC, len(payload), d.At)
 		in.First = e.lastMedia.IsZero()
 		in.Resumed = e.timedOut
@@ -472,10 +506,9 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 		in.Kind, in.Payload = InboundMedia, payload
 		in.DTMF = e.isTelephoneEvent(in.Header.PayloadType)
 	case rtpnet.KindRTCP:
-		e.receiveRTCP(b, d.At, in)
-	case rtpnet.KindSTUN, rtpnet.KindDTLS:
-		// Not ours on a plain RTP leg; harmless.
+		e.receiveRTCP(b, d.Src, d.At, in)
 	default:
+		// Malformed, and STUN or DTLS, which a plain RTP leg never speaks: all counted.
 		e.invalid++
 		in.Invalid = true
 	}
@@ -491,21 +524,18 @@ func (e *RTP) reflected(b []byte, ssrcAt int) bool {
 // SharedSRTPKey reports whether the peer uses our own SDES key for its direction too.
 func (e *RTP) SharedSRTPKey() bool { return e.srtp != nil && e.srtp.SharedKey() }
 
-// isTelephoneEvent classifies DTMF packets (PROTOCOL.md §16): the negotiated telephone-event
-// PT, or with none negotiated the usual 101, 96 and 126 unless that is the audio codec's PT.
+// isTelephoneEvent classifies DTMF packets (PROTOCOL.md §16). Only negotiated payload types get
+// this far (D24), so it is the negotiated telephone-event PT and nothing else.
 func (e *RTP) isTelephoneEvent(pt uint8) bool {
-	if e.negotiated {
-		if e.neg.TelephoneEventPT != 0 {
-			return pt == e.neg.TelephoneEventPT
-		}
-		if e.neg.Codec != "" && pt == e.neg.PayloadType {
-			return false // e.g. Opus negotiated on PT 96
-		}
-	}
-	return pt == 101 || pt == 96 || pt == 126
+	return e.neg.TelephoneEventPT != 0 && pt == e.neg.TelephoneEventPT
 }
 
-func (e *RTP) receiveRTCP(b []byte, now time.Time, in *Inbound) {
+func (e *RTP) receiveRTCP(b []byte, src netip.AddrPort, now time.Time, in *Inbound) {
+	verdict := e.learner.CheckRTCP(src, now)
+	if verdict == rtpnet.Reject {
+		in.Rejected = true
+		return
+	}
 	if e.srtp != nil {
 		if e.reflected(b, 4) {
 			in.SRTPError = true
@@ -523,6 +553,9 @@ func (e *RTP) receiveRTCP(b []byte, now time.Time, in *Inbound) {
 		e.invalid++
 		in.Invalid = true
 		return
+	}
+	if verdict == rtpnet.Learn {
+		e.learner.CommitRTCP(src, now)
 	}
 	for _, sr := range c.SenderReports {
 		e.recv.OnSR(sr.SSRC, sr.NTPTime, now)

@@ -32,6 +32,9 @@ type Metrics struct {
 	// PacketsInvalid is an extension beyond PROTOCOL.md §25: inbound media datagrams dropped as
 	// malformed (garbage, truncated, oversized, wrong version), so an operator can see them.
 	PacketsInvalid prometheus.Counter
+	// PacketsRejected is PROTOCOL.md §0 D24's counter: well-formed inbound packets dropped for
+	// their source (not the latched one, or not allowed to latch) or payload type.
+	PacketsRejected prometheus.Counter
 }
 
 // New creates the collectors and registers them, together with the Go runtime and process
@@ -58,11 +61,13 @@ func New() *Metrics {
 		TranscodeErrors:  counter("rtpbridge_transcode_errors_total", "Transcode errors (decode or encode failures)."),
 		EventsDropped:    counter("rtpbridge_events_dropped_total", "Events dropped due to channel backpressure."),
 		PacketsInvalid:   counter("rtpbridge_packets_invalid_total", "Inbound media datagrams dropped as malformed."),
+		PacketsRejected: counter("rtpbridge_packets_rejected_total",
+			"Inbound media packets dropped for their source or payload type."),
 	}
 	m.registry.MustRegister(
 		m.SessionsTotal, m.SessionsActive, m.EndpointsTotal, m.EndpointsActive,
 		m.PacketsRouted, m.PacketsRecorded, m.RecordingsActive, m.SRTPErrors,
-		m.DTMFEvents, m.TranscodeErrors, m.EventsDropped, m.PacketsInvalid,
+		m.DTMFEvents, m.TranscodeErrors, m.EventsDropped, m.PacketsInvalid, m.PacketsRejected,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -65,13 +65,42 @@ func BenchmarkParseRTPError(b *testing.B) {
 	}
 }
 
-func BenchmarkLearnerObserve(b *testing.B) {
-	l := NewLearner(netip.MustParseAddrPort("10.0.0.1:4000"), t0)
-	src := netip.MustParseAddrPort("192.0.2.1:5000")
-	b.ReportAllocs()
-	for b.Loop() {
-		l.Observe(src, t0)
+// BenchmarkSourceCheck is the per-packet source check of D24 (issue 10 budget: ≤ 50 ns): a
+// packet from the latched source, and a foreign one rejected, under a network-list policy.
+func BenchmarkSourceCheck(b *testing.B) {
+	p, err := ParseSourcePolicy([]string{"10.0.0.0/8", "172.16.0.0/12", "192.0.2.0/24"})
+	if err != nil {
+		b.Fatal(err)
 	}
+	l := NewLearner(&p, t0)
+	src := netip.MustParseAddrPort("192.0.2.1:5000")
+	l.CommitRTP(src, t0)
+	foreign := netip.MustParseAddrPort("198.51.100.9:5000")
+	b.Run("latched", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if l.CheckRTP(src, t0) != Accept {
+				b.Fatal("latched source not accepted")
+			}
+		}
+	})
+	b.Run("foreign", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if l.CheckRTP(foreign, t0) != Reject {
+				b.Fatal("foreign source not rejected")
+			}
+		}
+	})
+	b.Run("unlatched-policy", func(b *testing.B) {
+		fresh := NewLearner(&p, t0)
+		b.ReportAllocs()
+		for b.Loop() {
+			if fresh.CheckRTP(foreign, t0) != Reject {
+				b.Fatal("source outside the networks may latch")
+			}
+		}
+	})
 }
 
 // TestHotPathsDoNotAllocate makes the zero-allocation claim fail the
@@ -79,8 +108,9 @@ func BenchmarkLearnerObserve(b *testing.B) {
 func TestHotPathsDoNotAllocate(t *testing.T) {
 	pkts := samplePackets()
 	var h RTPHeader
-	l := NewLearner(netip.MustParseAddrPort("10.0.0.1:4000"), t0)
+	l := NewLearner(nil, t0)
 	src := netip.MustParseAddrPort("192.0.2.1:5000")
+	mapped := netip.MustParseAddrPort("[::ffff:192.0.2.1]:5000")
 	allocs := testing.AllocsPerRun(200, func() {
 		for _, p := range pkts {
 			Classify(p, true)
@@ -88,7 +118,10 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 			ClassifyRTCPSocket(p)
 			ParseRTP(p, &h)
 		}
-		l.Observe(src, t0)
+		if l.CheckRTP(mapped, t0) == Learn {
+			l.CommitRTP(src, t0)
+		}
+		l.CheckRTCP(src, t0)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocs per run, want 0", allocs)

@@ -17,13 +17,11 @@ const (
 	maxTagDigits = 9
 	// maxMKILen: RFC 4568 §9.2 mki-length range 1..128 bytes.
 	maxMKILen = 128
-	// MinLifetime is the smallest key lifetime (in packets) we accept.
-	// 2^31 is the whole SRTCP index space (RFC 3711 §3.4), so no SRTCP
-	// stream can outlive it anyway, and SRTP at 50 packets/s needs 497 days
-	// to reach it: for any real call such a lifetime never expires, so
-	// accepting it without counting packets honours it. Shorter lifetimes
-	// would need enforcement plus a forced rekey, which rtpbridge does not
-	// do, so they are rejected rather than half-applied.
+	// MinLifetime is the smallest key lifetime (in packets) a parsed
+	// MasterKey keeps. Lifetimes are never enforced (D25: accepted and
+	// ignored); shorter ones are dropped while parsing. 2^31 is the whole
+	// SRTCP index space (RFC 3711 §3.4), so for any real call such a
+	// lifetime never expires anyway.
 	MinLifetime uint64 = 1 << 31
 	// maxLifetimeExp: the suites' SRTP maximum lifetime is 2^48 packets
 	// (RFC 4568 §6.2.1, RFC 7714 §14.2); a larger value is malformed.
@@ -41,8 +39,8 @@ type MasterKey struct {
 	// KeySalt is master key ‖ master salt, exactly Suite.MaterialLen bytes
 	// (bytes a peer sends beyond that are dropped, PROTOCOL §15).
 	KeySalt []byte
-	// Lifetime is the key lifetime in packets, 0 when the line gave none.
-	// Only values ≥ MinLifetime are accepted (see MinLifetime).
+	// Lifetime is the key lifetime in packets, 0 when the line gave none or
+	// one below MinLifetime. It is informational: never enforced (D25).
 	Lifetime uint64
 	// MKI is the master key identifier value; meaningful when MKILen > 0.
 	MKI uint64
@@ -121,7 +119,7 @@ func parseKeyParams(suite Suite, s string) ([]MasterKey, error) {
 	parts := strings.Split(s, ";")
 	keys := make([]MasterKey, 0, len(parts))
 	for _, p := range parts {
-		k, err := parseKeyParam(suite, p)
+		k, err := parseKeyParam(suite, p, len(parts) > 1)
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +157,16 @@ func checkMKIs(keys []MasterKey) error {
 	return nil
 }
 
-func parseKeyParam(suite Suite, s string) (MasterKey, error) {
+// parseKeyParam parses one key-param. What follows the key after "|" is
+// accepted and, where it cannot be used, ignored (PROTOCOL.md §13.1, D25): SIP
+// peers send lifetimes such as 2^20 that rtpbridge has no reason to enforce
+// (it never rekeys on expiry), and a lifetime that is malformed, out of order
+// or repeated costs nothing to skip. A well-formed lifetime of 2^31..2^48 is
+// kept for String. A single key's MKI is kept when well formed and then
+// honoured with or without the field in packets (see rxCtx); a malformed one
+// is ignored. Only a line of several keys, which needs its MKIs to tell the
+// keys apart (multi), refuses a bad or missing MKI.
+func parseKeyParam(suite Suite, s string, multi bool) (MasterKey, error) {
 	method, info, ok := strings.Cut(s, ":")
 	if !ok {
 		return MasterKey{}, fmt.Errorf("crypto: missing inline: in key parameter %q", s)
@@ -177,27 +184,31 @@ func parseKeyParam(suite Suite, s string) (MasterKey, error) {
 	k.KeySalt = material
 	haveLifetime, haveMKI := false, false
 	for _, p := range parts[1:] {
-		switch {
-		case p == "":
-			return MasterKey{}, fmt.Errorf("crypto: empty field after \"|\" in key parameter")
-		case strings.Contains(p, ":"):
-			if haveMKI {
+		if !strings.Contains(p, ":") {
+			// RFC 4568 §9.1 puts the lifetime before the MKI; anything else is skipped.
+			if !haveLifetime && !haveMKI {
+				haveLifetime = true
+				if n, err := parseLifetime(p); err == nil {
+					k.Lifetime = n
+				}
+			}
+			continue
+		}
+		if haveMKI {
+			if multi {
 				return MasterKey{}, fmt.Errorf("crypto: two MKI fields in one key parameter")
 			}
-			haveMKI = true
-			if k.MKI, k.MKILen, err = parseMKI(p); err != nil {
-				return MasterKey{}, err
-			}
-		default:
-			// RFC 4568 §9.1 puts the lifetime before the MKI.
-			if haveLifetime || haveMKI {
-				return MasterKey{}, fmt.Errorf("crypto: misplaced lifetime %q (want key|lifetime|MKI:len)", p)
-			}
-			haveLifetime = true
-			if k.Lifetime, err = parseLifetime(p); err != nil {
-				return MasterKey{}, err
-			}
+			continue
 		}
+		haveMKI = true
+		v, l, err := parseMKI(p)
+		if err != nil {
+			if multi {
+				return MasterKey{}, err
+			}
+			continue
+		}
+		k.MKI, k.MKILen = v, l
 	}
 	return k, nil
 }
@@ -242,7 +253,7 @@ func parseLifetime(s string) (uint64, error) {
 		n = v
 	}
 	if n < MinLifetime {
-		return 0, fmt.Errorf("crypto: key lifetime %s packets not supported: below 2^31 it could expire during a call and rtpbridge does not rekey on expiry", s)
+		return 0, fmt.Errorf("crypto: key lifetime %s packets is below 2^31", s)
 	}
 	return n, nil
 }
@@ -482,6 +493,21 @@ func MatchAnswer(offered []Crypto, answer string) (local, remote Crypto, err err
 		return o, remote, nil
 	}
 	return Crypto{}, Crypto{}, fmt.Errorf("crypto: answer tag %d matches no offered crypto attribute", remote.Tag)
+}
+
+// sameCrypto reports whether a and b are the same keying: suite, and every
+// master key with its MKI, in order.
+func sameCrypto(a, b Crypto) bool {
+	if a.Suite != b.Suite || len(a.Keys) != len(b.Keys) {
+		return false
+	}
+	for i := range a.Keys {
+		ka, kb := a.Keys[i], b.Keys[i]
+		if !bytes.Equal(ka.KeySalt, kb.KeySalt) || ka.MKI != kb.MKI || ka.MKILen != kb.MKILen {
+			return false
+		}
+	}
+	return true
 }
 
 // sameKey reports whether a and b share any master key material.

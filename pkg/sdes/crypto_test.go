@@ -139,6 +139,48 @@ func TestParseCryptoValidVariants(t *testing.T) {
 	}
 }
 
+// TestParseCryptoIgnoresWhatItCannotUse: what follows a single key after "|" is accepted and,
+// where unusable, ignored (PROTOCOL.md §13.1, D25): SIP peers send short lifetimes such as 2^20.
+func TestParseCryptoIgnoresWhatItCannotUse(t *testing.T) {
+	raw := keyBytes(30, 1)
+	k := b64(raw)
+	for _, tc := range []struct {
+		name, params string
+		want         MasterKey
+	}{
+		{"lifetime 2^20", "|2^20", MasterKey{}},
+		{"lifetime 2^20 and MKI 1:32", "|2^20|1:32", MasterKey{MKI: 1, MKILen: 32}},
+		{"decimal lifetime 1000", "|1000", MasterKey{}},
+		{"lifetime above 2^48", "|2^49", MasterKey{}},
+		{"lifetime zero", "|0", MasterKey{}},
+		{"lifetime junk", "|2^x", MasterKey{}},
+		{"lifetime overflow", "|99999999999999999999999", MasterKey{}},
+		{"lifetime after MKI", "|1:1|2^31", MasterKey{MKI: 1, MKILen: 1}},
+		{"two lifetimes", "|2^31|2^20", MasterKey{Lifetime: 1 << 31}},
+		{"empty field", "||1:1", MasterKey{MKI: 1, MKILen: 1}},
+		{"MKI length 0", "|1:0", MasterKey{}},
+		{"MKI length 129", "|1:129", MasterKey{}},
+		{"MKI value too big for length", "|256:1", MasterKey{}},
+		{"MKI value junk", "|a:1", MasterKey{}},
+		{"MKI value over 64 bits", "|99999999999999999999999:16", MasterKey{}},
+		{"two MKIs", "|1:1|2:1", MasterKey{MKI: 1, MKILen: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseCrypto("1 AES_CM_128_HMAC_SHA1_80 inline:" + k + tc.params)
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			tc.want.KeySalt = raw
+			if len(got.Keys) != 1 || !reflect.DeepEqual(got.Keys[0], tc.want) {
+				t.Fatalf("keys %+v, want [%+v]", got.Keys, tc.want)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatalf("parsed value does not validate: %v", err)
+			}
+		})
+	}
+}
+
 func TestParseCryptoMalformed(t *testing.T) {
 	k := b64(keyBytes(30, 1))
 	k2 := b64(keyBytes(30, 9))
@@ -156,21 +198,8 @@ func TestParseCryptoMalformed(t *testing.T) {
 		{"bad base64", "1 AES_CM_128_HMAC_SHA1_80 inline:@@@@not*base64", "bad base64 key"},
 		{"short key", "1 AES_CM_128_HMAC_SHA1_80 inline:" + b64(keyBytes(20, 1)), "decodes to 20 bytes, need 30"},
 		{"short GCM256 key", "1 AEAD_AES_256_GCM inline:" + k, "decodes to 30 bytes, need 44"},
-		{"lifetime too short", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|2^20", "lifetime 2^20 packets not supported"},
-		{"lifetime decimal too short", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1000", "lifetime 1000 packets not supported"},
-		{"lifetime above 2^48", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|2^49", `bad lifetime "2^49"`},
-		{"lifetime zero", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|0", `bad lifetime "0"`},
-		{"lifetime junk", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|2^x", `bad lifetime "2^x"`},
-		{"lifetime overflow", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|99999999999999999999999", "bad lifetime"},
-		{"lifetime after MKI", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:1|2^31", "misplaced lifetime"},
-		{"two lifetimes", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|2^31|2^31", "misplaced lifetime"},
-		{"empty field", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "||1:1", "empty field"},
-		{"MKI length 0", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:0", `bad MKI length "0"`},
-		{"MKI length 129", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:129", `bad MKI length "129"`},
-		{"MKI value too big for length", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|256:1", "does not fit in 1 bytes"},
-		{"MKI value junk", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|a:1", `bad MKI value "a"`},
-		{"MKI value over 64 bits", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|99999999999999999999999:16", "bad MKI value"},
-		{"two MKIs", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:1|2:1", "two MKI fields"},
+		{"two keys, one MKI bad", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:0;inline:" + k2 + "|2:1", `bad MKI length "0"`},
+		{"two keys, two MKIs in one", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:1|3:1;inline:" + k2 + "|2:1", "two MKI fields"},
 		{"two keys without MKI", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + ";inline:" + k2, "has no MKI"},
 		{"two keys MKI lengths differ", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:1;inline:" + k2 + "|2:2", "MKI lengths differ"},
 		{"two keys same MKI", "1 AES_CM_128_HMAC_SHA1_80 inline:" + k + "|1:1;inline:" + k2 + "|1:1", "MKI 1 used by two keys"},

@@ -274,7 +274,7 @@ func TestRekeyAfterWrapBothROCConventions(t *testing.T) {
 			r, _ := newRekeyRig(t, s)
 			r.seq = 65500
 			r.send(100) // crosses 65535→0
-			if roc, _ := r.us.rtp.cur.ROC(r.ssrc); roc != 1 {
+			if roc, _ := r.us.rtp.cur.main.ROC(r.ssrc); roc != 1 {
 				t.Fatalf("receiver ROC %d, want 1", roc)
 			}
 			k2 := mustKey(t, s)
@@ -404,5 +404,64 @@ func TestRekeyExpiredPendingBecomesOldKey(t *testing.T) {
 	r.send(5)
 	if r.got != r.sent {
 		t.Fatalf("sent %d got %d", r.sent, r.got)
+	}
+}
+
+// TestSameKeyRenegotiationKeepsReplayWindow: a peer that answers our rekey offer with the key it
+// already uses must not open a replay hole (D24): the contexts, their replay windows and the
+// rollover counter carry on, so packets already seen stay replays, SRTP and SRTCP alike.
+func TestSameKeyRenegotiationKeepsReplayWindow(t *testing.T) {
+	for s := SuiteAESCM128HMACSHA1_80; s <= SuiteAEADAES256GCM; s++ {
+		t.Run(s.String(), func(t *testing.T) {
+			us, err := NewTransport(mustKey(t, s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := mustKey(t, s)
+			if err := us.SetRemote(k); err != nil {
+				t.Fatal(err)
+			}
+			peer, _ := NewTransport(k)
+			rtpEnc, err := peer.ProtectRTP(nil, rtpPacket(t, 7, 65535, 160)) // next one wraps the ROC
+			if err != nil {
+				t.Fatal(err)
+			}
+			rtcpEnc, err := peer.ProtectRTCP(nil, rtcpPacket(t, 7, 160))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := us.UnprotectRTP(nil, rtpEnc); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := us.UnprotectRTCP(nil, rtcpEnc); err != nil {
+				t.Fatal(err)
+			}
+			wrapped, _ := peer.ProtectRTP(nil, rtpPacket(t, 7, 0, 160))
+			if _, err := us.UnprotectRTP(nil, wrapped); err != nil {
+				t.Fatal(err)
+			}
+			for i, renegotiate := range []func() error{
+				func() error { return us.SetPendingRemote(k, fakeStart) },
+				func() error { return us.SetRemote(k) },
+			} {
+				if err := renegotiate(); err != nil {
+					t.Fatal(err)
+				}
+				if us.Pending() {
+					t.Fatal("the same key was left pending")
+				}
+				if _, err := us.UnprotectRTP(nil, rtpEnc); !errors.Is(err, ErrReplay) {
+					t.Fatalf("replayed SRTP after renegotiating the same key: %v, want ErrReplay", err)
+				}
+				if _, err := us.UnprotectRTCP(nil, rtcpEnc); !errors.Is(err, ErrReplay) {
+					t.Fatalf("replayed SRTCP after renegotiating the same key: %v, want ErrReplay", err)
+				}
+				// The rollover counter carried on: the stream continues after the wrap.
+				next, _ := peer.ProtectRTP(nil, rtpPacket(t, 7, uint16(1+i), 160))
+				if _, err := us.UnprotectRTP(nil, next); err != nil {
+					t.Fatalf("stream after the wrap: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -74,18 +74,18 @@ type Transport struct {
 type rxPath struct {
 	isRTCP bool
 	what   string // "unprotect RTP" / "unprotect RTCP", for errors
-	cur    *srtp.Context
+	cur    *rxCtx
 	// pending is the peer's new key, tried first during a switch-over.
-	pending *srtp.Context
+	pending *rxCtx
 	// alt is the pending key with the old rollover counter carried over
 	// (SRTP only, only when that ROC is not 0). RFC 4568 does not say
 	// whether a new SDES key restarts the ROC: fresh-context peers (pion,
 	// libsrtp srtp_create) restart at 0, srtp_update-style peers keep it.
 	// Trying both during the switch-over accepts either.
-	alt *srtp.Context
+	alt *rxCtx
 	// prev is the old key after an early promotion, kept until the deadline
 	// so packets reordered across the switch are not lost.
-	prev *srtp.Context
+	prev *rxCtx
 	// transition: a switch-over runs until deadline (pending, alt or prev set).
 	transition bool
 	deadline   time.Time
@@ -133,9 +133,34 @@ func newTxContext(local Crypto) (*srtp.Context, error) {
 	return ctx, nil
 }
 
+// rxCtx is one receive key of a path. A single key with an MKI also gets a
+// bare twin without the MKI: D25 says a signalled MKI may be ignored (the
+// original does, so peers written against it send no MKI), while RFC 3711
+// peers put it in every packet. Whichever form authenticates first is kept
+// and the other dropped, so a packet can never be accepted twice (once per
+// form, with separate replay windows).
+type rxCtx struct {
+	main *srtp.Context
+	bare *srtp.Context // nil unless the key has an MKI and no form has won yet
+}
+
 // newRxContext builds a receive context of path p for the peer's key:
 // replay windows on, every master key registered under its MKI.
-func newRxContext(p *rxPath, peer Crypto) (*srtp.Context, error) {
+func newRxContext(p *rxPath, peer Crypto) (*rxCtx, error) {
+	main, err := newRxSRTPContext(p, peer, true)
+	if err != nil {
+		return nil, err
+	}
+	c := &rxCtx{main: main}
+	if len(peer.Keys) == 1 && peer.Keys[0].MKILen > 0 {
+		if c.bare, err = newRxSRTPContext(p, peer, false); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func newRxSRTPContext(p *rxPath, peer Crypto, withMKI bool) (*srtp.Context, error) {
 	win := peer.windowSize()
 	flag := &p.replayed
 	opts := []srtp.ContextOption{
@@ -147,7 +172,7 @@ func newRxContext(p *rxPath, peer Crypto) (*srtp.Context, error) {
 		}),
 	}
 	k := peer.Keys[0]
-	if k.MKILen > 0 {
+	if withMKI && k.MKILen > 0 {
 		opts = append(opts, srtp.MasterKeyIndicator(k.mkiBytes()))
 	}
 	n := peer.Suite.KeyLen()
@@ -155,12 +180,23 @@ func newRxContext(p *rxPath, peer Crypto) (*srtp.Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdes: SRTP RX init failed: %w", err)
 	}
+	if !withMKI {
+		return ctx, nil
+	}
 	for _, k := range peer.Keys[1:] {
 		if err := ctx.AddCipherForMKI(k.mkiBytes(), k.KeySalt[:n], k.KeySalt[n:]); err != nil {
 			return nil, fmt.Errorf("sdes: SRTP RX init failed: MKI %d: %w", k.MKI, err)
 		}
 	}
 	return ctx, nil
+}
+
+// setROC sets a stream's rollover counter in every form of the key.
+func (c *rxCtx) setROC(ssrc, roc uint32) {
+	c.main.SetROC(ssrc, roc)
+	if c.bare != nil {
+		c.bare.SetROC(ssrc, roc)
+	}
 }
 
 func (t *Transport) checkPeer(peer Crypto) error {
@@ -189,6 +225,9 @@ func (t *Transport) SetRemote(peer Crypto) error {
 	if err := t.checkPeer(peer); err != nil {
 		return err
 	}
+	if t.hasRemote && sameCrypto(peer, t.remote) {
+		return nil // see SetPendingRemote
+	}
 	r, err := newRxContext(&t.rtp, peer)
 	if err != nil {
 		return err
@@ -204,7 +243,7 @@ func (t *Transport) SetRemote(peer Crypto) error {
 }
 
 // install makes c the only context of p, ending any switch-over.
-func (p *rxPath) install(c *srtp.Context) {
+func (p *rxPath) install(c *rxCtx) {
 	p.cur, p.pending, p.alt, p.prev = c, nil, nil, nil
 	p.transition = false
 }
@@ -223,6 +262,12 @@ func (t *Transport) SetPendingRemote(peer Crypto, now time.Time) error {
 	if err := t.checkPeer(peer); err != nil {
 		return err
 	}
+	if sameCrypto(peer, t.remote) {
+		// The peer kept its key (a common answer to our rekey offer): keep the contexts, so
+		// the replay window and rollover counter carry on. Fresh contexts would accept a
+		// replay of every packet already seen (D24).
+		return nil
+	}
 	// An earlier switch-over whose deadline passed without a packet to
 	// notice it is completed first, so its key is the "old" one now.
 	t.rtp.expire(now)
@@ -235,13 +280,13 @@ func (t *Transport) SetPendingRemote(peer Crypto, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	var alt *srtp.Context
+	var alt *rxCtx
 	if t.rtp.haveSSRC {
-		if roc, ok := t.rtp.cur.ROC(t.rtp.lastSSRC); ok && roc != 0 {
+		if roc, ok := t.rtp.cur.main.ROC(t.rtp.lastSSRC); ok && roc != 0 {
 			if alt, err = newRxContext(&t.rtp, peer); err != nil {
 				return err
 			}
-			alt.SetROC(t.rtp.lastSSRC, roc)
+			alt.setROC(t.rtp.lastSSRC, roc)
 		}
 	}
 	deadline := now.Add(SwitchOver)
@@ -253,7 +298,7 @@ func (t *Transport) SetPendingRemote(peer Crypto, now time.Time) error {
 
 // startSwitchOver installs a pending context (replacing one not yet used)
 // and drops stragglers of an earlier switch-over.
-func (p *rxPath) startSwitchOver(pending, alt *srtp.Context, deadline time.Time) {
+func (p *rxPath) startSwitchOver(pending, alt *rxCtx, deadline time.Time) {
 	p.pending, p.alt, p.prev = pending, alt, nil
 	p.transition = true
 	p.deadline = deadline
@@ -373,8 +418,25 @@ func (p *rxPath) unprotect(now func() time.Time, dst, pkt []byte) ([]byte, error
 	return nil, wrapKind(p.what, k, err)
 }
 
-// decrypt runs one context and classifies its error without allocating.
-func (p *rxPath) decrypt(c *srtp.Context, dst, pkt []byte) ([]byte, errKind, error) {
+// decrypt tries one key: its main form, then its bare twin if it still has
+// one; the first form to authenticate a packet is kept for good.
+func (p *rxPath) decrypt(c *rxCtx, dst, pkt []byte) ([]byte, errKind, error) {
+	out, k, err := p.decryptWith(c.main, dst, pkt)
+	if k == kindNone {
+		c.bare = nil
+		return out, k, err
+	}
+	if c.bare != nil {
+		if out2, k2, err2 := p.decryptWith(c.bare, dst, pkt); k2 == kindNone {
+			c.main, c.bare = c.bare, nil
+			return out2, k2, err2
+		}
+	}
+	return out, k, err
+}
+
+// decryptWith runs one context and classifies its error without allocating.
+func (p *rxPath) decryptWith(c *srtp.Context, dst, pkt []byte) ([]byte, errKind, error) {
 	p.replayed = false
 	var out []byte
 	var err error
@@ -393,7 +455,7 @@ func (p *rxPath) decrypt(c *srtp.Context, dst, pkt []byte) ([]byte, errKind, err
 	return out, k, err
 }
 
-func (p *rxPath) promote(c *srtp.Context) {
+func (p *rxPath) promote(c *rxCtx) {
 	p.prev, p.cur = p.cur, c
 	p.pending, p.alt = nil, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -424,7 +425,7 @@ func TestSequenceWrap(t *testing.T) {
 			if roc, ok := a.txRTP.ROC(77); !ok || roc != 1 {
 				t.Fatalf("%s start %d: sender ROC %d,%v want 1", s, start, roc, ok)
 			}
-			if roc, ok := b.rtp.cur.ROC(77); !ok || roc != 1 {
+			if roc, ok := b.rtp.cur.main.ROC(77); !ok || roc != 1 {
 				t.Fatalf("%s start %d: receiver ROC %d,%v want 1", s, start, roc, ok)
 			}
 		}
@@ -476,7 +477,7 @@ func TestSequenceWrap(t *testing.T) {
 				t.Fatalf("packet %d: %v", i, err)
 			}
 		}
-		if roc, _ := b.rtp.cur.ROC(2); roc != 2 {
+		if roc, _ := b.rtp.cur.main.ROC(2); roc != 2 {
 			t.Fatalf("receiver ROC %d, want 2", roc)
 		}
 	})
@@ -606,5 +607,51 @@ func TestPacketMethodsConcurrently(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSingleKeyMKIOptionalInPackets: a peer that signalled one key with an MKI may send its
+// packets with the MKI (RFC 3711) or without it (D25: the original ignores the MKI). The first
+// form that authenticates is kept; the other is refused from then on, so no packet can be
+// accepted once in each form.
+func TestSingleKeyMKIOptionalInPackets(t *testing.T) {
+	s := SuiteAESCM128HMACSHA1_80
+	for _, withMKI := range []bool{true, false} {
+		t.Run(fmt.Sprintf("with MKI %v", withMKI), func(t *testing.T) {
+			us, err := NewTransport(mustKey(t, s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bare := mustKey(t, s)
+			signalled := Crypto{Tag: 1, Suite: s, Keys: []MasterKey{{KeySalt: bare.Keys[0].KeySalt, MKI: 1, MKILen: 4}}}
+			if err := us.SetRemote(signalled); err != nil {
+				t.Fatal(err)
+			}
+			tagged, _ := NewTransport(signalled)
+			plain, _ := NewTransport(bare)
+			chosen, other := plain, tagged
+			if withMKI {
+				chosen, other = tagged, plain
+			}
+			for i, c := range []struct {
+				from *Transport
+				ok   bool
+			}{{chosen, true}, {other, false}, {chosen, true}} {
+				enc, _ := c.from.ProtectRTP(nil, rtpPacket(t, 5, uint16(10+i), 160))
+				_, err := us.UnprotectRTP(nil, enc)
+				if (err == nil) != c.ok {
+					t.Fatalf("packet %d: err %v, want ok=%v", i, err, c.ok)
+				}
+			}
+			// The same holds for SRTCP, which locks its own form.
+			enc, _ := chosen.ProtectRTCP(nil, rtcpPacket(t, 5, 1))
+			if _, err := us.UnprotectRTCP(nil, enc); err != nil {
+				t.Fatalf("SRTCP in the chosen form: %v", err)
+			}
+			enc, _ = other.ProtectRTCP(nil, rtcpPacket(t, 5, 2))
+			if _, err := us.UnprotectRTCP(nil, enc); err == nil {
+				t.Fatal("SRTCP in the other form accepted after the lock-in")
+			}
+		})
 	}
 }

@@ -38,6 +38,7 @@ func AcceptAnswer(offer OfferState, answer *Description) (Negotiated, error) {
 	}
 	n := Negotiated{
 		RemoteAddr:      answer.Addr,
+		RemoteRTCPAddr:  answer.RTCPAddr,
 		RTCPMux:         offer.RTCPMux || answer.RTCPMux,
 		RemoteProfile:   answer.Profile,
 		RemoteDirection: answer.Direction,

@@ -74,6 +74,9 @@ type Negotiated struct {
 	RemoteAddr netip.AddrPort
 	// RTCPMux tells whether RTP and RTCP share one port (PROTOCOL.md §0 D8).
 	RTCPMux bool
+	// RemoteRTCPAddr is the peer's a=rtcp address (RFC 3605); zero when it
+	// gave none, and RTCP then goes to RemoteAddr's port + 1.
+	RemoteRTCPAddr netip.AddrPort
 	// RemoteProfile is the transport profile of the peer's SDP.
 	RemoteProfile Profile
 	// RemoteDirection is the direction attribute of the peer's SDP.
@@ -192,6 +195,7 @@ func BuildAnswer(offer *Description, p AnswerParams) ([]byte, Negotiated, error)
 		PayloadType:     chosen.PT,
 		ClockRate:       spec.ClockRate,
 		RemoteAddr:      offer.Addr,
+		RemoteRTCPAddr:  offer.RTCPAddr,
 		RTCPMux:         offer.RTCPMux,
 		RemoteProfile:   offer.Profile,
 		RemoteDirection: offer.Direction,

@@ -45,6 +45,10 @@ type Description struct {
 	Profile Profile
 	// RTCPMux is set when the active section has a=rtcp-mux (RFC 5761 §5.1.1).
 	RTCPMux bool
+	// RTCPAddr is the active section's a=rtcp address (RFC 3605): where the
+	// peer wants RTCP when it is not RTP port + 1. Zero when absent, unusable
+	// or when the RTP address is unknown.
+	RTCPAddr netip.AddrPort
 	// Ptime is a=ptime in milliseconds (media level, else session level); 0 when absent.
 	Ptime int
 	// Direction is the media-level direction attribute, else the session-level
@@ -292,7 +296,7 @@ func keepAttribute(val []byte, cur *section, rtpmaps, fmtps, cryptos *int) (stri
 	}
 	counter, limit := (*int)(nil), 0
 	switch key {
-	case "rtcp-mux":
+	case "rtcp-mux", "rtcp":
 		return line(), true
 	case "rtpmap":
 		counter, limit = rtpmaps, maxRtpmaps
@@ -456,6 +460,7 @@ func extract(sd *psdp.SessionDescription, n *normalised) (*Description, error) {
 	active := sd.MediaDescriptions[len(sd.MediaDescriptions)-1]
 	d.Port = uint16(active.MediaName.Port.Value) // pion checked 0..65535
 	d.Profile = Profile(strings.Join(active.MediaName.Protos, "/"))
+	var rtcpAttr string
 	for _, a := range active.Attributes {
 		switch {
 		case Direction(a.Key).Valid():
@@ -464,6 +469,8 @@ func extract(sd *psdp.SessionDescription, n *normalised) (*Description, error) {
 			d.Ptime = parsePtime(a.Value, d.Ptime)
 		case a.Key == "rtcp-mux":
 			d.RTCPMux = true
+		case a.Key == "rtcp":
+			rtcpAttr = a.Value
 		case a.Key == "crypto":
 			d.Crypto = append(d.Crypto, a.Value)
 		}
@@ -485,7 +492,33 @@ func extract(sd *psdp.SessionDescription, n *normalised) (*Description, error) {
 			d.Addr = netip.AddrPortFrom(addr, d.Port)
 		}
 	}
+	if rtcpAttr != "" && d.Addr.IsValid() {
+		d.RTCPAddr = parseRTCPAttr(rtcpAttr, d.Addr.Addr())
+	}
 	return d, nil
+}
+
+// parseRTCPAttr reads a=rtcp:<port> [IN IP4|IP6 <address>] (RFC 3605 §2.1); the
+// address defaults to the RTP one. Anything unusable gives the zero AddrPort: RTCP
+// then goes to the RTP port + 1 as if the attribute were absent.
+func parseRTCPAttr(v string, rtpAddr netip.Addr) netip.AddrPort {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return netip.AddrPort{}
+	}
+	port, err := strconv.ParseUint(f[0], 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}
+	}
+	addr := rtpAddr
+	if len(f) >= 4 && strings.EqualFold(f[1], "IN") {
+		a, err := netip.ParseAddr(f[3])
+		if err != nil || a.Unmap().IsUnspecified() {
+			return netip.AddrPort{}
+		}
+		addr = a.Unmap()
+	}
+	return netip.AddrPortFrom(addr, uint16(port))
 }
 
 // parsePtime reads an a=ptime value, keeping old when it is not a sane number.

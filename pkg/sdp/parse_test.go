@@ -426,3 +426,32 @@ func TestParseSkipsDisabledSections(t *testing.T) {
 		t.Errorf("Formats = %q Addr %v, want both sections merged, the last (port 0) active", got, d.Addr)
 	}
 }
+
+// a=rtcp (RFC 3605) gives the RTCP destination: port only (the RTP host), or with its own
+// address; unusable values are ignored.
+func TestParseRTCPAttribute(t *testing.T) {
+	base := "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	for _, tc := range []struct{ attr, want string }{
+		{"", ""},
+		{"a=rtcp:40011\r\n", "192.0.2.10:40011"},
+		{"a=rtcp:53020 IN IP4 198.51.100.7\r\n", "198.51.100.7:53020"},
+		{"a=rtcp:53020 IN IP6 2001:db8::7\r\n", "[2001:db8::7]:53020"},
+		{"a=rtcp:0\r\n", ""},
+		{"a=rtcp:70000\r\n", ""},
+		{"a=rtcp:junk\r\n", ""},
+		{"a=rtcp:5000 IN IP4 0.0.0.0\r\n", ""},
+		{"a=rtcp:5000 IN IP4 nothost\r\n", ""},
+	} {
+		d := mustParse(t, base+tc.attr)
+		got := ""
+		if d.RTCPAddr.IsValid() {
+			got = d.RTCPAddr.String()
+		}
+		if got != tc.want {
+			t.Errorf("%q: RTCPAddr %q, want %q", tc.attr, got, tc.want)
+		}
+	}
+	if d := mustParse(t, strings.Replace(base, "m=audio 40000", "m=audio 0", 1)+"a=rtcp:40011\r\n"); d.RTCPAddr.IsValid() {
+		t.Errorf("a=rtcp used for a disabled stream: %v", d.RTCPAddr)
+	}
+}

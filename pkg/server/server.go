@@ -27,6 +27,49 @@ type Tuning struct {
 	CommandTimeout time.Duration
 	// BeforeCommand runs on a session loop before each command.
 	BeforeCommand func(method string)
+	// HTTP replaces the control listener's HTTP deadlines field by field where > 0.
+	HTTP HTTPTimeouts
+}
+
+// HTTPTimeouts bound every wait of the control listener's HTTP server, so that no connection
+// can be held without sending (a WebSocket connection is free of them once upgraded: net/http
+// clears its deadlines when it hands the connection over, and melody/gorilla keep their own).
+type HTTPTimeouts struct {
+	// ReadHeader bounds the wait for a request line and headers, idle time before the first
+	// byte included (5 s, the classification limit of §2.1).
+	ReadHeader time.Duration
+	// Read bounds reading a whole request, body included (10 s). Our routes ignore bodies, but
+	// net/http drains up to 256 KiB of one after the answer.
+	Read time.Duration
+	// Write bounds writing a response, from the end of the request headers (30 s).
+	Write time.Duration
+	// Idle bounds the wait for a further request on a kept-alive connection (60 s). Every
+	// answer closes its connection, so this is only a backstop.
+	Idle time.Duration
+}
+
+// DefaultHTTPTimeouts are the deadlines production uses.
+var DefaultHTTPTimeouts = HTTPTimeouts{
+	ReadHeader: 5 * time.Second,
+	Read:       10 * time.Second,
+	Write:      30 * time.Second,
+	Idle:       60 * time.Second,
+}
+
+func (t HTTPTimeouts) orDefault() HTTPTimeouts {
+	pick := func(v, d time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return d
+	}
+	d := DefaultHTTPTimeouts
+	return HTTPTimeouts{
+		ReadHeader: pick(t.ReadHeader, d.ReadHeader),
+		Read:       pick(t.Read, d.Read),
+		Write:      pick(t.Write, d.Write),
+		Idle:       pick(t.Idle, d.Idle),
+	}
 }
 
 // Server is one running rtpbridge.
@@ -38,18 +81,28 @@ type Server struct {
 	ctrl    *control.Server
 
 	listeners []net.Listener
+	timeouts  HTTPTimeouts
 	https     []*http.Server
 	serveErr  chan error
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
-// New builds a server and binds its listeners; nothing is served until Start.
+// New builds a server and binds its listeners; nothing is served until Start. It first checks
+// that media_ip can be bound and creates cache_dir (see preflight), and fails if either cannot
+// be done.
 func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
+	if err := preflight(cfg); err != nil {
+		return nil, err
+	}
 	m := metrics.New()
 	ports, err := rtpnet.NewPortAllocator(cfg.MediaIP, cfg.RTPPortRange[0], cfg.RTPPortRange[1])
 	if err != nil {
 		return nil, fmt.Errorf("rtp_port_range: %w", err)
+	}
+	sources, err := rtpnet.ParseSourcePolicy(cfg.RTPSourceNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("rtp_source_networks: %w", err)
 	}
 	mgr := session.NewManager(session.Options{
 		MaxSessions:       cfg.MaxSessions,
@@ -67,6 +120,7 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 			MediaTimeout:       secs(cfg.MediaTimeoutSecs),
 			TranscodeCacheSize: cfg.TranscodeCacheSize,
 			OpusComplexity:     cfg.OpusComplexity,
+			Sources:            sources,
 		},
 	}, log, m)
 	ctrl := control.New(control.Options{
@@ -76,7 +130,7 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 		CriticalQueueSize: cfg.CriticalEventChannelSize,
 	}, mgr, m, log)
 
-	s := &Server{cfg: cfg, log: log, metrics: m, mgr: mgr, ctrl: ctrl, serveErr: make(chan error, len(cfg.Listen))}
+	s := &Server{cfg: cfg, log: log, metrics: m, mgr: mgr, ctrl: ctrl, timeouts: tune.HTTP.orDefault(), serveErr: make(chan error, len(cfg.Listen))}
 	for _, addr := range cfg.Listen {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -110,10 +164,16 @@ func (s *Server) Start() {
 	for _, l := range s.listeners {
 		hs := &http.Server{
 			Handler: s.ctrl,
-			// Classification and request headers within 5 s, at most 8 KiB of them (§2.1).
-			ReadHeaderTimeout: 5 * time.Second,
+			// Classification and request headers within 5 s, at most 8 KiB of them (§2.1);
+			// every other wait is bounded too (HTTPTimeouts).
+			ReadHeaderTimeout: s.timeouts.ReadHeader,
+			ReadTimeout:       s.timeouts.Read,
+			WriteTimeout:      s.timeouts.Write,
+			IdleTimeout:       s.timeouts.Idle,
 			MaxHeaderBytes:    8 << 10,
-			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			// Upgraded connections leave the listener's per-source cap (control.LimitListener).
+			ConnState: control.ConnState,
+			ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 		s.https = append(s.https, hs)
 		s.wg.Add(1)

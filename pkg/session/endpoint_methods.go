@@ -92,7 +92,7 @@ func (m *mediaState) addRTP(dir endpoint.Direction, negotiate func(*endpoint.RTP
 		return "", nil, endpointError("MAX_ENDPOINTS_REACHED")
 	}
 	now := time.Now()
-	ep, err := endpoint.NewRTP(uuid.New(), dir, m.opts.Ports, now)
+	ep, err := endpoint.NewRTP(uuid.New(), dir, m.opts.Ports, &m.opts.Sources, now)
 	if err != nil {
 		return "", nil, endpointError("%v", err)
 	}

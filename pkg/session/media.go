@@ -30,6 +30,9 @@ type MediaOptions struct {
 	TranscodeCacheSize int
 	// OpusComplexity is the libopus encoder complexity (0-10).
 	OpusComplexity int
+	// Sources is rtp_source_networks: who may latch an RTP leg's media source (D24). The zero
+	// value lets any source latch.
+	Sources rtpnet.SourcePolicy
 }
 
 // packetQueueSize is PROTOCOL.md §28's inbound packet queue of a session.
@@ -216,14 +219,18 @@ func (m *mediaState) handlePacket(d *endpoint.Datagram) {
 		return
 	}
 	now := d.At
-	m.s.touch(now)
 	in := &m.in
 	ep.Receive(d, in)
-	if in.Invalid {
+	switch {
+	case in.Invalid:
 		m.s.mgr.metrics.PacketsInvalid.Inc()
-	}
-	if in.SRTPError {
+	case in.Rejected:
+		m.s.mgr.metrics.PacketsRejected.Inc()
+	case in.SRTPError:
 		m.s.mgr.metrics.SRTPErrors.Inc()
+	}
+	if in.Kind != endpoint.InboundDrop {
+		m.s.touch(now) // only the peer's own packets count as activity
 	}
 	switch in.Kind {
 	case endpoint.InboundMedia:

@@ -60,7 +60,7 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 		}
 	}()
 	mk := func(peer *net.UDPConn, format string) *endpoint.RTP {
-		ep, err := endpoint.NewRTP(uuid.New(), endpoint.SendRecv, ports, time.Now())
+		ep, err := endpoint.NewRTP(uuid.New(), endpoint.SendRecv, ports, nil, time.Now())
 		if err != nil {
 			tb.Fatal(err)
 		}
