@@ -12,6 +12,7 @@
 //
 //	rtpbridge-load -spawn bin/rtpbridge -calls 50 -duration 20s
 //	rtpbridge-load -server ws://127.0.0.1:9100/ -pid $(pidof rtpbridge) -codec-b opus -json
+//	rtpbridge-load -spawn bin/rtpbridge -idle -calls 3000
 package main
 
 import (
@@ -54,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON   = fs.Bool("json", false, "print the summary as JSON")
 		verbose  = fs.Bool("v", false, "show progress and the spawned server's log on stderr")
 		cpuProf  = fs.String("cpuprofile", "", "write this tool's own CPU profile to the file")
+		idle     = fs.Bool("idle", false, "instead of calls: open -calls sessions with two RTP legs each and no media, and report the server's RSS, heap and goroutines per endpoint (from its /metrics)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: rtpbridge-load [flags]\n\n"+
@@ -135,6 +137,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			cfg.ServerCPU = probe
 		}
+	}
+
+	if *idle {
+		res, err := runIdle(ctx, cfg.URL, *calls, progress)
+		if srv != nil {
+			if serr := srv.stop(15 * time.Second); serr != nil {
+				fmt.Fprintf(stderr, "rtpbridge-load: spawned server: %v\n", serr)
+			}
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(res)
+		} else {
+			writeIdle(stdout, res)
+		}
+		return 0
 	}
 
 	if *cpuProf != "" {

@@ -59,10 +59,11 @@ listen = %q
 media_ip = "127.0.0.1"
 rtp_port_range = [%d, %d]
 max_sessions = %d
+max_connections = %d
 recording_dir = %q
 cache_dir = %q
 log_level = "warn"
-`, addr, spawnPortBase, end, calls+16, filepath.Join(dir, "recordings"), filepath.Join(dir, "cache"))
+`, addr, spawnPortBase, end, calls+16, calls+64, filepath.Join(dir, "recordings"), filepath.Join(dir, "cache"))
 	confPath := filepath.Join(dir, "rtpbridge.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		os.RemoveAll(dir)

@@ -4,35 +4,57 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpstats"
 	"github.com/rtpbridge/rtpbridge/pkg/sdes"
 	"github.com/rtpbridge/rtpbridge/pkg/sdp"
 )
 
-// Datagram is one packet read from a media socket, on its way to the session loop. Datagrams
-// come from a fixed pool per endpoint and go back with Release, so reading allocates nothing.
-type Datagram struct {
-	From       *RTP
-	RTCPSocket bool // read on the odd (RTCP) socket
-	Src        netip.AddrPort
-	At         time.Time
-	N          int
-	Buf        [rtpnet.ReadBufferSize]byte
+// Scratch is the working memory of packet handling: decrypted inbound packets and outbound
+// packets being built and encrypted. It belongs to a session, not an endpoint (nothing per
+// endpoint scales with the datagram size), and every use is under that session's lock.
+type Scratch struct {
+	clear  [rtpnet.ReadBufferSize]byte // decrypted inbound packet
+	cipher [rtpnet.MaxDatagramSize + 64]byte
+	send   [rtpnet.MaxDatagramSize]byte
+	rtcp   [rtpnet.MaxDatagramSize]byte
 }
 
-// Bytes is the datagram's content.
-func (d *Datagram) Bytes() []byte { return d.Buf[:d.N] }
+// Sink takes the datagrams an endpoint's sockets receive. Packet runs on the media worker
+// that serves the endpoint; b is only valid during the call and Packet must not block.
+type Sink interface {
+	Packet(from *RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool)
+}
 
-// datagramPool is how many datagrams an endpoint may have in flight to its session.
-const datagramPool = 64
+// readBatch is how many datagrams one socket may hand over per worker wake-up before the
+// worker turns to its other sockets (fairness between sessions under a flood).
+const readBatch = 16
+
+// socketReader reads one of the endpoint's sockets on its media worker.
+type socketReader struct {
+	e    *RTP
+	sock *rtpnet.UDPSocket
+	rtcp bool
+	reg  *mediaio.Registration
+}
+
+// Readable drains up to readBatch datagrams into the worker's buffer and hands each over.
+func (r *socketReader) Readable(buf []byte) {
+	buf = buf[:rtpnet.ReadBufferSize]
+	for range readBatch {
+		n, src, err := r.sock.ReadFrom(buf)
+		if err != nil {
+			return // ErrWouldBlock: drained; anything else: the socket is going away
+		}
+		r.e.sink.Packet(r.e, buf[:n], src, time.Now(), r.rtcp)
+	}
+}
 
 // rtcpInterval is PROTOCOL.md §28's RTCP report interval.
 const rtcpInterval = 5 * time.Second
@@ -56,9 +78,9 @@ type RTP struct {
 	version      uint64    // o= version of our last SDP
 
 	// srtp is the SDES-SRTP transform; nil on a plain RTP leg.
-	srtp   *sdes.Transport
-	clear  [rtpnet.ReadBufferSize]byte // decrypted inbound packet
-	cipher [rtpnet.MaxDatagramSize + 64]byte
+	srtp *sdes.Transport
+	// scratch is the session's packet memory (see Scratch).
+	scratch *Scratch
 
 	learner *rtpnet.Learner
 	recv    *rtpstats.Receiver
@@ -75,18 +97,15 @@ type RTP struct {
 	// codec's and telephone-event's): anything else is rejected (D24).
 	allowedPT [2]uint64
 
-	sendBuf [rtpnet.MaxDatagramSize]byte
-	rtcpBuf [rtpnet.MaxDatagramSize]byte
-
-	free    chan *Datagram
-	stop    chan struct{}
-	readers sync.WaitGroup
+	sink    Sink
+	readers [2]socketReader
 	closed  bool
 }
 
 // NewRTP allocates a port pair for a new leg. Nothing is read until Start. sources says who may
-// latch the leg's media source (rtp_source_networks); nil lets any source latch.
-func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *rtpnet.SourcePolicy, now time.Time) (*RTP, error) {
+// latch the leg's media source (rtp_source_networks); nil lets any source latch. scratch is the
+// session's packet memory, used only under the session's lock.
+func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *rtpnet.SourcePolicy, scratch *Scratch, now time.Time) (*RTP, error) {
 	pair, err := ports.Allocate()
 	if err != nil {
 		return nil, err
@@ -101,14 +120,10 @@ func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *r
 		learner:   rtpnet.NewLearner(sources, now),
 		recv:      rtpstats.NewReceiver(8000),
 		out:       NewOutStream(8000),
-		free:      make(chan *Datagram, datagramPool),
-		stop:      make(chan struct{}),
+		scratch:   scratch,
 		version:   1,
 	}
 	e.send = rtpstats.NewSender(e.out.SSRC(), 8000)
-	for i := 0; i < datagramPool; i++ {
-		e.free <- &Datagram{From: e}
-	}
 	return e, nil
 }
 
@@ -369,58 +384,41 @@ func (e *RTP) allowPT(pt uint8) { e.allowedPT[pt>>6&1] |= 1 << (pt & 63) }
 // ptAllowed reports whether pt was negotiated on this leg.
 func (e *RTP) ptAllowed(pt uint8) bool { return e.allowedPT[pt>>6&1]&(1<<(pt&63)) != 0 }
 
-// Start runs the socket readers; each datagram is handed to deliver, which returns false when
-// the session cannot take it (the datagram is then released and dropped).
-func (e *RTP) Start(deliver func(*Datagram) bool) {
-	for _, sock := range []struct {
-		conn *net.UDPConn
-		rtcp bool
-	}{{e.pair.RTP, false}, {e.pair.RTCP, true}} {
-		e.readers.Add(1)
-		go e.read(sock.conn, sock.rtcp, deliver)
-	}
-}
-
-func (e *RTP) read(conn *net.UDPConn, rtcp bool, deliver func(*Datagram) bool) {
-	defer e.readers.Done()
-	for {
-		var d *Datagram
-		select {
-		case d = <-e.free:
-		case <-e.stop:
-			return
-		}
-		n, src, err := conn.ReadFromUDPAddrPort(d.Buf[:])
+// Start registers the endpoint's sockets with a media worker; every datagram they receive
+// goes to sink on that worker.
+func (e *RTP) Start(w *mediaio.Worker, sink Sink) error {
+	e.sink = sink
+	e.readers = [2]socketReader{{e: e, sock: e.pair.RTP}, {e: e, sock: e.pair.RTCP, rtcp: true}}
+	for i := range e.readers {
+		r := &e.readers[i]
+		reg, err := w.Register(r.sock.Fd(), r)
 		if err != nil {
-			e.free <- d
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // ICMP port unreachable and the like: keep reading
+			e.stopReaders()
+			return fmt.Errorf("media socket registration: %w", err)
 		}
-		d.N, d.Src, d.At, d.RTCPSocket = n, src, time.Now(), rtcp
-		if !deliver(d) {
-			e.free <- d
+		r.reg = reg
+	}
+	return nil
+}
+
+// stopReaders removes the sockets from their worker and waits for a read in progress.
+func (e *RTP) stopReaders() {
+	for i := range e.readers {
+		if reg := e.readers[i].reg; reg != nil {
+			reg.Remove()
 		}
 	}
 }
 
-// Acquire takes a datagram from the pool, for callers that inject packets without a socket
-// (benchmarks of the session's packet path). It blocks while the pool is empty.
-func (e *RTP) Acquire() *Datagram { return <-e.free }
-
-// Release returns a datagram to the pool once the session is done with it.
-func (e *RTP) Release(d *Datagram) { e.free <- d }
-
-// Close stops the readers and releases the ports. Safe to call twice.
+// Close stops reading and releases the ports. Safe to call twice. It must not be called from
+// the endpoint's own Sink.Packet (it waits for the read in progress to finish).
 func (e *RTP) Close() {
 	if e.closed {
 		return
 	}
 	e.closed = true
-	close(e.stop)
+	e.stopReaders()
 	_ = e.pair.Close()
-	e.readers.Wait()
 }
 
 // InboundKind says what Receive found in a datagram.
@@ -450,14 +448,13 @@ type Inbound struct {
 	SRTPError bool
 }
 
-// Receive processes one datagram on the session loop: classification, header parsing,
-// statistics, symmetric-RTP learning, RTCP. The payload aliases the datagram; use it before
-// Release.
-func (e *RTP) Receive(d *Datagram, in *Inbound) {
+// Receive processes one datagram under the session's lock: classification, source and payload
+// type checks, SRTP, header parsing, statistics, symmetric-RTP learning, RTCP. The payload
+// aliases b or the session's scratch: use it before the next packet.
+func (e *RTP) Receive(b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool, in *Inbound) {
 	*in = Inbound{}
-	b := d.Bytes()
 	var kind rtpnet.Kind
-	if d.RTCPSocket {
+	if rtcpSocket {
 		kind = rtpnet.ClassifyRTCPSocket(b)
 	} else {
 		kind = rtpnet.Classify(b, e.negotiated && e.neg.RTCPMux)
@@ -466,7 +463,7 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 	case rtpnet.KindRTP:
 		// The source is checked before anything else: a foreign packet must not reach the SRTP
 		// replay window, the statistics or the learner (D24).
-		verdict := e.learner.CheckRTP(d.Src, d.At)
+		verdict := e.learner.CheckRTP(src, at)
 		if verdict == rtpnet.Reject {
 			in.Rejected = true
 			return
@@ -478,7 +475,7 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 			}
 			// UnprotectRTP's output is the one point where the clear packet exists: recording
 			// and VAD taps read the payload returned below.
-			clear, err := e.srtp.UnprotectRTP(e.clear[:0], b)
+			clear, err := e.srtp.UnprotectRTP(e.scratch.clear[:0], b)
 			if err != nil {
 				in.SRTPError = true
 				return
@@ -496,17 +493,17 @@ func (e *RTP) Receive(d *Datagram, in *Inbound) {
 			return
 		}
 		if verdict == rtpnet.Learn {
-			e.learner.CommitRTP(d.Src, d.At)
+			e.learner.CommitRTP(src, at)
 		}
-		e.recv.Update(in.Header.SequenceNumber, in.Header.Timestamp, in.Header.SSRC, len(payload), d.At)
+		e.recv.Update(in.Header.SequenceNumber, in.Header.Timestamp, in.Header.SSRC, len(payload), at)
 		in.First = e.lastMedia.IsZero()
 		in.Resumed = e.timedOut
 		e.timedOut = false
-		e.lastMedia = d.At
+		e.lastMedia = at
 		in.Kind, in.Payload = InboundMedia, payload
 		in.DTMF = e.isTelephoneEvent(in.Header.PayloadType)
 	case rtpnet.KindRTCP:
-		e.receiveRTCP(b, d.Src, d.At, in)
+		e.receiveRTCP(b, src, at, in)
 	default:
 		// Malformed, and STUN or DTLS, which a plain RTP leg never speaks: all counted.
 		e.invalid++
@@ -541,7 +538,7 @@ func (e *RTP) receiveRTCP(b []byte, src netip.AddrPort, now time.Time, in *Inbou
 			in.SRTPError = true
 			return
 		}
-		clear, err := e.srtp.UnprotectRTCP(e.clear[:0], b)
+		clear, err := e.srtp.UnprotectRTCP(e.scratch.clear[:0], b)
 		if err != nil {
 			in.SRTPError = true
 			return
@@ -576,19 +573,20 @@ func (e *RTP) SendRTP(h *rtpnet.RTPHeader, payload []byte, now time.Time) (int, 
 		return 0, nil
 	}
 	h.SSRC = e.out.SSRC()
-	n, _ := rtpnet.PutRTPHeader(e.sendBuf[:], h)
-	if n+len(payload) > len(e.sendBuf) {
+	buf := e.scratch.send[:]
+	n, _ := rtpnet.PutRTPHeader(buf, h)
+	if n+len(payload) > len(buf) {
 		return 0, fmt.Errorf("rtp packet of %d bytes too large", n+len(payload))
 	}
-	n += copy(e.sendBuf[n:], payload)
-	pkt := e.sendBuf[:n]
+	n += copy(buf[n:], payload)
+	pkt := buf[:n]
 	if e.srtp != nil {
 		var err error
-		if pkt, err = e.srtp.ProtectRTP(e.cipher[:0], pkt); err != nil {
+		if pkt, err = e.srtp.ProtectRTP(e.scratch.cipher[:0], pkt); err != nil {
 			return 0, err
 		}
 	}
-	if _, err := e.pair.RTP.WriteToUDPAddrPort(pkt, remote); err != nil {
+	if err := e.pair.RTP.WriteTo(pkt, remote); err != nil {
 		return 0, err
 	}
 	e.send.OnSent(h.Timestamp, len(payload), now)
@@ -605,20 +603,22 @@ func (e *RTP) Tick(now time.Time) {
 		return
 	}
 	e.nextRTCP = now.Add(rtcpInterval)
-	n, err := rtpstats.BuildSR(e.rtcpBuf[:], e.send, e.recv, now)
+	n, err := rtpstats.BuildSR(e.scratch.rtcp[:], e.send, e.recv, now)
 	if err != nil {
 		return
 	}
-	pkt := e.rtcpBuf[:n]
+	pkt := e.scratch.rtcp[:n]
 	if e.srtp != nil {
-		if pkt, err = e.srtp.ProtectRTCP(e.cipher[:0], pkt); err != nil {
+		if pkt, err = e.srtp.ProtectRTCP(e.scratch.cipher[:0], pkt); err != nil {
 			return
 		}
 	}
 	mux := e.neg.RTCPMux
-	conn := e.pair.RTCP
+	sock := e.pair.RTCP
 	if mux {
-		conn = e.pair.RTP
+		sock = e.pair.RTP
 	}
-	_, _ = conn.WriteToUDPAddrPort(pkt, e.learner.RTCPRemote(mux))
+	if to := e.learner.RTCPRemote(mux); to.IsValid() {
+		_ = sock.WriteTo(pkt, to)
+	}
 }

@@ -3,7 +3,6 @@ package rtpnet
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -35,7 +34,7 @@ func (e *ExhaustedError) Is(target error) bool { return target == ErrNoPortPairs
 
 // listenFunc is the bind primitive; a field so tests can inject failures
 // that cannot be provoked for real (EACCES when the tests run as root).
-type listenFunc func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
+type listenFunc func(addr netip.AddrPort) (*UDPSocket, error)
 
 // PortAllocator hands out RTP/RTCP socket pairs (even port, even+1) bound on
 // media_ip from rtp_port_range (PROTOCOL §14). The pool is the configured
@@ -45,12 +44,11 @@ type listenFunc func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
 // old call do not land in a new one).
 //
 // It is safe for concurrent use. Only the cursor is under the mutex: binding
-// happens outside it, and the kernel's exclusive bind (Go sets no
-// SO_REUSEADDR/SO_REUSEPORT on unicast UDP sockets) is what guarantees that
-// two callers never hold the same pair, even when both land on it.
+// happens outside it, and the kernel's exclusive bind (no SO_REUSEADDR or
+// SO_REUSEPORT is set) is what guarantees that two callers never hold the
+// same pair, even when both land on it.
 type PortAllocator struct {
 	ip         netip.Addr
-	network    string
 	start, end int // as configured, for the exhaustion message
 	first      int // first even port of the pool
 	pairs      int
@@ -77,18 +75,13 @@ func NewPortAllocator(mediaIP netip.Addr, start, end int) (*PortAllocator, error
 	if pairs < 1 {
 		return nil, fmt.Errorf("rtpnet: rtp_port_range %d-%d holds no even/odd port pair", start, end)
 	}
-	network := "udp6"
-	if ip.Is4() {
-		network = "udp4"
-	}
 	return &PortAllocator{
-		ip:      ip,
-		network: network,
-		start:   start,
-		end:     end,
-		first:   first,
-		pairs:   pairs,
-		listen:  net.ListenUDP,
+		ip:     ip,
+		start:  start,
+		end:    end,
+		first:  first,
+		pairs:  pairs,
+		listen: ListenUDP,
 	}, nil
 }
 
@@ -134,11 +127,11 @@ func (a *PortAllocator) Allocate() (*PortPair, error) {
 
 // bindPair binds port and port+1 or neither.
 func (a *PortAllocator) bindPair(port int) (*PortPair, error) {
-	rtp, err := a.listen(a.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.ip, uint16(port))))
+	rtp, err := a.listen(netip.AddrPortFrom(a.ip, uint16(port)))
 	if err != nil {
 		return nil, err
 	}
-	rtcp, err := a.listen(a.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.ip, uint16(port+1))))
+	rtcp, err := a.listen(netip.AddrPortFrom(a.ip, uint16(port+1)))
 	if err != nil {
 		_ = rtp.Close() // nothing to report: the pair is abandoned either way
 		return nil, err
@@ -162,11 +155,11 @@ func fatalBindError(err error) bool {
 	return false
 }
 
-// PortPair is one allocated RTP/RTCP socket pair. The endpoint owns it (and
-// the reader goroutines on its sockets); Close releases both ports.
+// PortPair is one allocated RTP/RTCP socket pair. The endpoint owns it;
+// Close releases both ports (after the endpoint stopped reading them).
 type PortPair struct {
-	RTP  *net.UDPConn // even port
-	RTCP *net.UDPConn // RTP port + 1
+	RTP  *UDPSocket // even port
+	RTCP *UDPSocket // RTP port + 1
 
 	port      int
 	closeOnce sync.Once
@@ -175,8 +168,7 @@ type PortPair struct {
 // Port is the RTP (even) port; the RTCP port is Port()+1.
 func (p *PortPair) Port() int { return p.port }
 
-// Close closes both sockets, which unblocks any reader on them and returns
-// the ports to the pool. It is safe to call more than once and from several
+// Close closes both sockets and returns the ports to the pool. It is safe to call more than once and from several
 // goroutines; later calls return nil.
 func (p *PortPair) Close() error {
 	if p == nil {

@@ -62,7 +62,7 @@ func mustAllocate(t *testing.T, a *PortAllocator) *PortPair {
 	return pp
 }
 
-func localPort(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
+func localPort(c *UDPSocket) int { return int(c.LocalAddr().Port()) }
 
 func TestNewPortAllocatorPool(t *testing.T) {
 	cases := []struct {
@@ -107,12 +107,12 @@ func TestAllocateEvenOddPairOnMediaIP(t *testing.T) {
 	if rtp != base {
 		t.Fatalf("first allocation got %d, want range start %d", rtp, base)
 	}
-	for _, c := range []*net.UDPConn{pp.RTP, pp.RTCP} {
-		la := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	for _, c := range []*UDPSocket{pp.RTP, pp.RTCP} {
+		la := c.LocalAddr()
 		if la.Addr().Unmap() != loopback {
 			t.Fatalf("socket bound on %v, want %v", la.Addr(), loopback)
 		}
-		// The sockets are real: a datagram sent to each arrives.
+		// The sockets are real: a datagram sent to each arrives, and an answer goes back.
 		peer, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(la))
 		if err != nil {
 			t.Fatal(err)
@@ -121,12 +121,26 @@ func TestAllocateEvenOddPairOnMediaIP(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 16)
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		n, _, err := c.ReadFromUDP(buf)
-		peer.Close()
-		if err != nil || string(buf[:n]) != "ping" {
-			t.Fatalf("read on %v: %q, %v", la, buf[:n], err)
+		var n int
+		var from netip.AddrPort
+		deadline := time.Now().Add(2 * time.Second)
+		for err = ErrWouldBlock; errors.Is(err, ErrWouldBlock) && time.Now().Before(deadline); {
+			n, from, err = c.ReadFrom(buf)
+			if errors.Is(err, ErrWouldBlock) {
+				time.Sleep(time.Millisecond)
+			}
 		}
+		if err != nil || string(buf[:n]) != "ping" || from != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("read on %v: %q from %v, %v", la, buf[:n], from, err)
+		}
+		if err := c.WriteTo([]byte("pong"), from); err != nil {
+			t.Fatal(err)
+		}
+		peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := peer.Read(buf); err != nil || string(buf[:n]) != "pong" {
+			t.Fatalf("answer from %v: %q, %v", la, buf[:n], err)
+		}
+		peer.Close()
 	}
 }
 
@@ -301,9 +315,9 @@ func TestAllocatePermissionErrorFailsAtOnce(t *testing.T) {
 	// EACCES a non-root process gets is injected at the bind primitive.
 	a := newAlloc(t, 30000, 39999)
 	calls := 0
-	a.listen = func(network string, laddr *net.UDPAddr) (*net.UDPConn, error) {
+	a.listen = func(addr netip.AddrPort) (*UDPSocket, error) {
 		calls++
-		return nil, &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: os.NewSyscallError("bind", syscall.EACCES)}
+		return nil, fmt.Errorf("listen udp %s: %w", addr, os.NewSyscallError("bind", syscall.EACCES))
 	}
 	_, err := a.Allocate()
 	if err == nil || !errors.Is(err, os.ErrPermission) || errors.Is(err, ErrNoPortPairs) {
@@ -337,12 +351,12 @@ func TestAllocateOtherBindErrorsMoveOn(t *testing.T) {
 	a := newAlloc(t, base, base+3)
 	calls := 0
 	bind := a.listen
-	a.listen = func(network string, laddr *net.UDPAddr) (*net.UDPConn, error) {
+	a.listen = func(addr netip.AddrPort) (*UDPSocket, error) {
 		calls++
-		if laddr.Port == base { // first try: address in use
-			return nil, &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+		if int(addr.Port()) == base { // first try: address in use
+			return nil, fmt.Errorf("listen udp %s: %w", addr, os.NewSyscallError("bind", syscall.EADDRINUSE))
 		}
-		return bind(network, laddr)
+		return bind(addr)
 	}
 	pp := mustAllocate(t, a)
 	if pp.Port() != base+2 || calls != 3 {
@@ -366,7 +380,7 @@ func TestAllocateIPv6(t *testing.T) {
 		t.Fatalf("Allocate on ::1: %v", err)
 	}
 	defer pp.Close()
-	if got := pp.RTP.LocalAddr().(*net.UDPAddr).AddrPort().Addr(); got != netip.IPv6Loopback() {
+	if got := pp.RTP.LocalAddr().Addr(); got != netip.IPv6Loopback() {
 		t.Fatalf("bound on %v", got)
 	}
 }
@@ -376,9 +390,9 @@ func TestAllocateTriesEachPairTwice(t *testing.T) {
 	// another session while the cursor walks is found on the second lap.
 	a := newAlloc(t, 30000, 30005) // 3 pairs
 	var tried []int
-	inUse := func(network string, laddr *net.UDPAddr) (*net.UDPConn, error) {
-		tried = append(tried, laddr.Port)
-		return nil, &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+	inUse := func(addr netip.AddrPort) (*UDPSocket, error) {
+		tried = append(tried, int(addr.Port()))
+		return nil, fmt.Errorf("listen udp %s: %w", addr, os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
 	a.listen = inUse
 	if _, err := a.Allocate(); !errors.Is(err, ErrNoPortPairs) {
@@ -393,12 +407,12 @@ func TestAllocateTriesEachPairTwice(t *testing.T) {
 	a = newAlloc(t, base, base+5)
 	bind := a.listen
 	calls := 0
-	a.listen = func(network string, laddr *net.UDPAddr) (*net.UDPConn, error) {
+	a.listen = func(addr netip.AddrPort) (*UDPSocket, error) {
 		calls++
 		if calls <= 4 { // busy during the first lap and one more try
-			return inUse(network, laddr)
+			return inUse(addr)
 		}
-		return bind(network, laddr)
+		return bind(addr)
 	}
 	pp := mustAllocate(t, a)
 	if pp.Port() != base+2 {

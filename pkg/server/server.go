@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtpbridge/rtpbridge/pkg/config"
 	"github.com/rtpbridge/rtpbridge/pkg/control"
+	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
 	"github.com/rtpbridge/rtpbridge/pkg/metrics"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 	"github.com/rtpbridge/rtpbridge/pkg/session"
@@ -80,6 +81,7 @@ type Server struct {
 	mgr     *session.Manager
 	ctrl    *control.Server
 
+	poller    *mediaio.Poller
 	listeners []net.Listener
 	timeouts  HTTPTimeouts
 	https     []*http.Server
@@ -104,6 +106,10 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtp_source_networks: %w", err)
 	}
+	poller, err := mediaio.New(0, log)
+	if err != nil {
+		return nil, fmt.Errorf("media workers: %w", err)
+	}
 	mgr := session.NewManager(session.Options{
 		MaxSessions:       cfg.MaxSessions,
 		DisconnectTimeout: secs(cfg.DisconnectTimeoutSecs),
@@ -121,6 +127,7 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 			TranscodeCacheSize: cfg.TranscodeCacheSize,
 			OpusComplexity:     cfg.OpusComplexity,
 			Sources:            sources,
+			Poller:             poller,
 		},
 	}, log, m)
 	ctrl := control.New(control.Options{
@@ -130,11 +137,12 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 		CriticalQueueSize: cfg.CriticalEventChannelSize,
 	}, mgr, m, log)
 
-	s := &Server{cfg: cfg, log: log, metrics: m, mgr: mgr, ctrl: ctrl, timeouts: tune.HTTP.orDefault(), serveErr: make(chan error, len(cfg.Listen))}
+	s := &Server{cfg: cfg, log: log, metrics: m, mgr: mgr, ctrl: ctrl, poller: poller, timeouts: tune.HTTP.orDefault(), serveErr: make(chan error, len(cfg.Listen))}
 	for _, addr := range cfg.Listen {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.closeListeners()
+			poller.Close()
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		s.listeners = append(s.listeners, control.LimitListener(l, cfg.MaxConnections))
@@ -215,6 +223,7 @@ func (s *Server) Close() {
 		_ = s.ctrl.Close()
 		s.mgr.Close()
 		s.wg.Wait()
+		s.poller.Close() // every session, and so every media socket, is gone
 	})
 }
 

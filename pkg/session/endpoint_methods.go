@@ -92,11 +92,14 @@ func (m *mediaState) addRTP(dir endpoint.Direction, negotiate func(*endpoint.RTP
 		return "", nil, endpointError("MAX_ENDPOINTS_REACHED")
 	}
 	now := time.Now()
-	ep, err := endpoint.NewRTP(uuid.New(), dir, m.opts.Ports, &m.opts.Sources, now)
+	ep, err := endpoint.NewRTP(uuid.New(), dir, m.opts.Ports, &m.opts.Sources, &m.scratch, now)
 	if err != nil {
 		return "", nil, endpointError("%v", err)
 	}
 	sdpText, err := negotiate(ep)
+	if err == nil {
+		err = ep.Start(m.worker, m)
+	}
 	if err != nil {
 		ep.Close()
 		return "", nil, endpointError("%v", err)

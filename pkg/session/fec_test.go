@@ -42,10 +42,7 @@ func TestOpusFECFollowsDestinationReports(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := f.b.Acquire()
-			d.N = copy(d.Buf[:], b)
-			d.Src, d.At, d.RTCPSocket = f.peerB.LocalAddr().(*net.UDPAddr).AddrPort(), time.Now(), true
-			m.handlePacket(d)
+			m.handlePacket(f.b, b, f.peerB.LocalAddr().(*net.UDPAddr).AddrPort(), time.Now(), true)
 		}
 		send(10)
 		if got := p.tr.LossProtection(); got != (codec.LossProtection{}) {

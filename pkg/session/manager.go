@@ -1,11 +1,14 @@
 // Package session owns rtpbridge's sessions: the manager (create, attach, list, limits, draining)
-// and the per-session loop, one goroutine that owns all of a session's mutable state. Commands
+// and the per-session loop, one goroutine that runs a session's commands and timers. Commands
 // reach a session through a bounded queue and are answered within a bounded time (PROTOCOL.md
-// §2.4); nothing in a session needs a lock.
+// §2.4). Packets are routed by the media worker that read them (package mediaio), under the
+// session's one lock, which the worker only ever try-locks: a busy session queues its packets
+// and never holds up another.
 package session
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
 	"github.com/rtpbridge/rtpbridge/pkg/metrics"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 )
@@ -58,6 +62,8 @@ type Manager struct {
 
 	draining atomic.Bool
 	wg       sync.WaitGroup // session loops
+
+	ownPoller bool // the poller was made here (no Options.Media.Poller) and is closed by Close
 }
 
 // NewManager returns an empty manager.
@@ -71,7 +77,18 @@ func NewManager(opts Options, log *slog.Logger, m *metrics.Metrics) *Manager {
 	if opts.DisconnectTimeout <= 0 {
 		opts.DisconnectTimeout = 30 * time.Second
 	}
+	own := false
+	if opts.Media.Poller == nil {
+		// Embedders and tests that give no poller get one of their own. epoll_create1 only
+		// fails when the process is out of file descriptors at start-up.
+		p, err := mediaio.New(0, log)
+		if err != nil {
+			panic(fmt.Sprintf("session: starting the media workers: %v", err))
+		}
+		opts.Media.Poller, own = p, true
+	}
 	return &Manager{
+		ownPoller: own,
 		opts:     opts,
 		log:      log,
 		metrics:  m,
@@ -199,6 +216,9 @@ func (m *Manager) Close() {
 		s.kill()
 	}
 	m.wg.Wait()
+	if m.ownPoller {
+		m.opts.Media.Poller.Close()
+	}
 }
 
 // remove is called by a session loop as it ends.

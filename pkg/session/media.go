@@ -2,12 +2,15 @@ package session
 
 import (
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/rtpbridge/rtpbridge/pkg/codec"
 	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
+	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 )
@@ -33,10 +36,27 @@ type MediaOptions struct {
 	// Sources is rtp_source_networks: who may latch an RTP leg's media source (D24). The zero
 	// value lets any source latch.
 	Sources rtpnet.SourcePolicy
+	// Poller serves the media sockets; each session puts all of its sockets on one worker.
+	Poller *mediaio.Poller
 }
 
-// packetQueueSize is PROTOCOL.md §28's inbound packet queue of a session.
+// packetQueueSize is PROTOCOL.md §28's inbound packet queue of a session: where packets wait
+// when the session is busy with a command as they arrive (see Packet).
 const packetQueueSize = 256
+
+// queuedPacket is a datagram copied off the media worker because its session was busy. They
+// come from a process-wide pool, so a queued packet allocates nothing in steady state and an
+// idle endpoint holds no buffer.
+type queuedPacket struct {
+	from *endpoint.RTP
+	rtcp bool
+	src  netip.AddrPort
+	at   time.Time
+	n    int
+	buf  [rtpnet.ReadBufferSize]byte
+}
+
+var queuedPackets = sync.Pool{New: func() any { return new(queuedPacket) }}
 
 // mediaEvent is something an endpoint's goroutine reports to the session loop.
 type mediaEvent struct {
@@ -66,7 +86,12 @@ type mediaState struct {
 	s       *Session
 	opts    *MediaOptions
 	events  chan mediaEvent
-	packets chan *endpoint.Datagram
+	packets chan *queuedPacket
+	// backlog counts packets queued and not yet handled. Only the session's media worker adds
+	// to it; while it is not zero the worker queues every packet, so order is kept.
+	backlog atomic.Int64
+	worker  *mediaio.Worker
+	scratch endpoint.Scratch
 
 	legs      []*leg // creation order
 	byID      map[uuid.UUID]*leg
@@ -90,7 +115,8 @@ func newMediaState(s *Session) *mediaState {
 		s:         s,
 		opts:      &s.mgr.opts.Media,
 		events:    make(chan mediaEvent, 16),
-		packets:   make(chan *endpoint.Datagram, packetQueueSize),
+		packets:   make(chan *queuedPacket, packetQueueSize),
+		worker:    s.mgr.opts.Media.Poller.Pick(),
 		byID:      make(map[uuid.UUID]*leg),
 		byEP:      make(map[*endpoint.RTP]*leg),
 		routes:    make(map[*leg][]*route),
@@ -101,14 +127,48 @@ func newMediaState(s *Session) *mediaState {
 
 func (s *Session) handleMediaEvent(ev mediaEvent) { ev.fn(s) }
 
-// deliver is called by endpoint readers; it never blocks (a full queue drops the packet).
-func (m *mediaState) deliver(d *endpoint.Datagram) bool {
-	select {
-	case m.packets <- d:
-		return true
-	default:
-		return false
+// Packet is the media worker's way in (endpoint.Sink): it handles the datagram right there under
+// the session's lock, with no goroutine hand-off. When the session is busy (a command, a timer)
+// it never waits: the datagram is copied to the session's queue, and the session loop handles it
+// next, in order. A full queue drops it.
+func (m *mediaState) Packet(ep *endpoint.RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
+	s := m.s
+	if m.backlog.Load() == 0 && s.mu.TryLock() {
+		if m.backlog.Load() == 0 {
+			m.handleLocked(ep, b, src, at, rtcpSocket)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
 	}
+	q := queuedPackets.Get().(*queuedPacket)
+	q.from, q.rtcp, q.src, q.at, q.n = ep, rtcpSocket, src, at, copy(q.buf[:], b)
+	m.backlog.Add(1)
+	select {
+	case m.packets <- q:
+	default:
+		m.backlog.Add(-1)
+		queuedPackets.Put(q)
+	}
+}
+
+// handleLocked runs the packet path on the media worker. A panic there is a bug reached by this
+// session's media: it ends this session only (the loop tears it down), never the worker.
+func (m *mediaState) handleLocked(ep *endpoint.RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.s.mgr.log.Error("panic in media path; ending the session", "session_id", m.s.id, "panic", r)
+			m.s.fail()
+		}
+	}()
+	m.handlePacket(ep, b, src, at, rtcpSocket)
+}
+
+// handleQueued handles a packet from the queue on the session loop (under the lock).
+func (m *mediaState) handleQueued(q *queuedPacket) {
+	m.handlePacket(q.from, q.buf[:q.n], q.src, q.at, q.rtcp)
+	m.backlog.Add(-1)
+	queuedPackets.Put(q)
 }
 
 // statsC is the stats subscription's timer channel (nil when unsubscribed).
@@ -126,7 +186,6 @@ func (m *mediaState) add(ep *endpoint.RTP, now time.Time) *leg {
 	m.legs = append(m.legs, l)
 	m.byID[ep.ID()] = l
 	m.byEP[ep] = l
-	ep.Start(m.deliver)
 	m.s.mgr.metrics.EndpointsTotal.Inc()
 	m.s.mgr.metrics.EndpointsActive.Inc()
 	m.s.endpointsChanged(len(m.legs), now)
@@ -210,17 +269,15 @@ func (m *mediaState) rebuild() {
 	}
 }
 
-// handlePacket is the per-packet path: receive, update state, route. It allocates nothing.
-func (m *mediaState) handlePacket(d *endpoint.Datagram) {
-	ep := d.From
+// handlePacket is the per-packet path: receive, update state, route. It runs under the
+// session's lock and allocates nothing.
+func (m *mediaState) handlePacket(ep *endpoint.RTP, b []byte, src netip.AddrPort, now time.Time, rtcpSocket bool) {
 	l, ok := m.byEP[ep]
 	if !ok {
-		ep.Release(d) // the endpoint was removed while the packet waited
-		return
+		return // the endpoint was removed while the packet waited
 	}
-	now := d.At
 	in := &m.in
-	ep.Receive(d, in)
+	ep.Receive(b, src, now, rtcpSocket, in)
 	switch {
 	case in.Invalid:
 		m.s.mgr.metrics.PacketsInvalid.Inc()
@@ -247,7 +304,6 @@ func (m *mediaState) handlePacket(d *endpoint.Datagram) {
 			})
 		}
 	}
-	ep.Release(d)
 }
 
 // route forwards one inbound packet to every destination of its source.

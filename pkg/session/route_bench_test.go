@@ -49,7 +49,7 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { peerA.Close(); f.peerB.Close(); s.media.close() })
+	tb.Cleanup(func() { peerA.Close(); f.peerB.Close(); s.media.close(); mgr.Close() })
 	// peerB drains what it is sent so its socket buffer never fills.
 	go func() {
 		buf := make([]byte, 2048)
@@ -60,7 +60,7 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 		}
 	}()
 	mk := func(peer *net.UDPConn, format string) *endpoint.RTP {
-		ep, err := endpoint.NewRTP(uuid.New(), endpoint.SendRecv, ports, nil, time.Now())
+		ep, err := endpoint.NewRTP(uuid.New(), endpoint.SendRecv, ports, nil, &s.media.scratch, time.Now())
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -87,11 +87,8 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 
 // inject hands one packet to the session's packet path as a reader would.
 func (f *routingFixture) inject(seq uint16) {
-	d := f.a.Acquire()
-	d.N = copy(d.Buf[:], f.packet)
-	d.Buf[2], d.Buf[3] = byte(seq>>8), byte(seq)
-	d.Src, d.At, d.RTCPSocket = f.src, time.Now(), false
-	f.s.media.handlePacket(d)
+	f.packet[2], f.packet[3] = byte(seq>>8), byte(seq)
+	f.s.media.handlePacket(f.a, f.packet, f.src, time.Now(), false)
 }
 
 // routeCases are the session's three ways to serve a destination.

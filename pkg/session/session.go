@@ -57,6 +57,7 @@ type Session struct {
 
 	cmds   chan *command
 	detach chan EventSink // a connection bound to this session went away
+	failed chan struct{}  // a media worker hit a bug in this session's packet path
 	quit   chan struct{}  // closed by kill: end now
 	done   chan struct{}  // closed when the loop has finished tearing down
 	killMu sync.Once
@@ -64,6 +65,10 @@ type Session struct {
 	// Snapshots the loop publishes for lock-free listing.
 	stateSnap     atomic.Value // string
 	endpointCount atomic.Int64
+
+	// mu guards what the session loop shares with its media worker: the media state, sink and
+	// lastActivity. The worker only ever try-locks it (see mediaState.Packet).
+	mu sync.Mutex
 
 	// Owned by the loop.
 	sink         EventSink
@@ -82,6 +87,7 @@ func newSession(m *Manager, sink EventSink) *Session {
 		mgr:          m,
 		cmds:         make(chan *command, commandQueueSize),
 		detach:       make(chan EventSink, 4),
+		failed:       make(chan struct{}, 1),
 		quit:         make(chan struct{}),
 		done:         make(chan struct{}),
 		sink:         sink,
@@ -252,39 +258,64 @@ func (s *Session) run() {
 		if s.orphanTimer != nil {
 			orphanC = s.orphanTimer.C
 		}
+		// Everything a media worker also reaches (media state, the bound sink, activity) is
+		// touched under s.mu; waiting in select is not.
 		select {
 		case cmd := <-s.cmds:
 			if !cmd.state.CompareAndSwap(cmdPending, cmdRunning) {
 				continue // its caller has given up
 			}
-			s.lastActivity = time.Now()
-			if hook := s.mgr.opts.BeforeCommand; hook != nil {
-				hook(cmd.method)
-			}
-			res, err := s.safeExec(cmd)
-			cmd.reply <- reply{result: res, err: err}
+			var r reply
+			s.locked(func() {
+				s.lastActivity = time.Now()
+				if hook := s.mgr.opts.BeforeCommand; hook != nil {
+					hook(cmd.method)
+				}
+				r.result, r.err = s.safeExec(cmd)
+			})
+			cmd.reply <- r
 		case sink := <-s.detach:
-			s.lastActivity = time.Now()
-			if s.sink == sink {
-				s.sink = nil
-				s.orphanTimer = time.NewTimer(s.mgr.opts.DisconnectTimeout)
-				s.stateSnap.Store(StateOrphaned)
-				s.mgr.log.Info("session orphaned", "session_id", s.id, "timeout", s.mgr.opts.DisconnectTimeout)
-			}
+			s.locked(func() {
+				s.lastActivity = time.Now()
+				if s.sink == sink {
+					s.sink = nil
+					s.orphanTimer = time.NewTimer(s.mgr.opts.DisconnectTimeout)
+					s.stateSnap.Store(StateOrphaned)
+					s.mgr.log.Info("session orphaned", "session_id", s.id, "timeout", s.mgr.opts.DisconnectTimeout)
+				}
+			})
 		case <-orphanC:
 			s.mgr.log.Info("orphaned session timed out", "session_id", s.id)
 			s.ending = true
 		case now := <-tick.C:
-			s.checkTimers(now)
-		case d := <-s.media.packets:
-			s.media.handlePacket(d)
+			s.locked(func() { s.checkTimers(now) })
+		case q := <-s.media.packets:
+			s.locked(func() { s.media.handleQueued(q) })
 		case <-s.media.statsC():
-			s.media.emitStats(time.Now())
+			s.locked(func() { s.media.emitStats(time.Now()) })
 		case ev := <-s.media.events:
-			s.handleMediaEvent(ev)
+			s.locked(func() { s.handleMediaEvent(ev) })
+		case <-s.failed:
+			s.ending = true
 		case <-s.quit:
 			s.ending = true
 		}
+	}
+}
+
+// locked runs fn under the session's lock, releasing it even if fn panics.
+func (s *Session) locked(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
+}
+
+// fail ends the session from a media worker (a panic in its packet path): the loop tears it
+// down. It never blocks.
+func (s *Session) fail() {
+	select {
+	case s.failed <- struct{}{}:
+	default:
 	}
 }
 
@@ -336,7 +367,7 @@ func (s *Session) endpointsChanged(n int, now time.Time) {
 }
 
 func (s *Session) teardown() {
-	s.media.close()
+	s.locked(s.media.close)
 	if s.orphanTimer != nil {
 		s.orphanTimer.Stop()
 	}
