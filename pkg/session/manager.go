@@ -89,11 +89,11 @@ func NewManager(opts Options, log *slog.Logger, m *metrics.Metrics) *Manager {
 	}
 	return &Manager{
 		ownPoller: own,
-		opts:     opts,
-		log:      log,
-		metrics:  m,
-		sessions: make(map[uuid.UUID]*Session),
-		changed:  make(chan struct{}),
+		opts:      opts,
+		log:       log,
+		metrics:   m,
+		sessions:  make(map[uuid.UUID]*Session),
+		changed:   make(chan struct{}),
 	}
 }
 
