@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,13 +18,33 @@ import (
 )
 
 // Scratch is the working memory of packet handling: decrypted inbound packets and outbound
-// packets being built and encrypted. It belongs to a session, not an endpoint (nothing per
-// endpoint scales with the datagram size), and every use is under that session's lock.
+// packets being built and encrypted. Nothing per endpoint or per session scales with the
+// datagram size: a session borrows a Scratch from a pool while it holds its lock (see Lease),
+// so the few in use stay hot in the CPU's cache.
 type Scratch struct {
 	clear  [rtpnet.ReadBufferSize]byte // decrypted inbound packet
 	cipher [rtpnet.MaxDatagramSize + 64]byte
 	send   [rtpnet.MaxDatagramSize]byte
 	rtcp   [rtpnet.MaxDatagramSize]byte
+	// DTMF is for the session's telephone-event rewriting.
+	DTMF [rtpnet.MaxDatagramSize]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(Scratch) }}
+
+// Lease is a session's handle on a Scratch: its endpoints read S, which the session fills with
+// Borrow when it takes its lock and empties with Return before it lets go.
+type Lease struct {
+	S *Scratch
+}
+
+// Borrow takes a Scratch from the process-wide pool.
+func (l *Lease) Borrow() { l.S = scratchPool.Get().(*Scratch) }
+
+// Return gives it back.
+func (l *Lease) Return() {
+	scratchPool.Put(l.S)
+	l.S = nil
 }
 
 // Sink takes the datagrams an endpoint's sockets receive. Packet runs on the media worker
@@ -34,7 +55,7 @@ type Sink interface {
 
 // readBatch is how many datagrams one socket may hand over per worker wake-up before the
 // worker turns to its other sockets (fairness between sessions under a flood).
-const readBatch = 16
+const readBatch = rtpnet.BatchSize
 
 // socketReader reads one of the endpoint's sockets on its media worker.
 type socketReader struct {
@@ -44,15 +65,20 @@ type socketReader struct {
 	reg  *mediaio.Registration
 }
 
-// Readable drains up to readBatch datagrams into the worker's buffer and hands each over.
-func (r *socketReader) Readable(buf []byte) {
-	buf = buf[:rtpnet.ReadBufferSize]
-	for range readBatch {
-		n, src, err := r.sock.ReadFrom(buf)
-		if err != nil {
-			return // ErrWouldBlock: drained; anything else: the socket is going away
+// Readable reads up to readBatch datagrams with one system call into the worker's batch and
+// hands each over. Anything left makes the socket ready again on the worker's next round.
+func (r *socketReader) Readable(batch *rtpnet.ReadBatch) {
+	n, err := r.sock.ReadBatch(batch, readBatch)
+	if err != nil {
+		return // ErrWouldBlock: nothing after all; anything else: the socket is going away
+	}
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		b, src := batch.Datagram(i)
+		if len(b) > rtpnet.ReadBufferSize {
+			b = b[:rtpnet.ReadBufferSize] // still oversized to the classifier
 		}
-		r.e.sink.Packet(r.e, buf[:n], src, time.Now(), r.rtcp)
+		r.e.sink.Packet(r.e, b, src, now, r.rtcp)
 	}
 }
 
@@ -79,8 +105,8 @@ type RTP struct {
 
 	// srtp is the SDES-SRTP transform; nil on a plain RTP leg.
 	srtp *sdes.Transport
-	// scratch is the session's packet memory (see Scratch).
-	scratch *Scratch
+	// scratch is the session's lease on packet memory (see Scratch).
+	scratch *Lease
 
 	learner *rtpnet.Learner
 	recv    *rtpstats.Receiver
@@ -104,8 +130,9 @@ type RTP struct {
 
 // NewRTP allocates a port pair for a new leg. Nothing is read until Start. sources says who may
 // latch the leg's media source (rtp_source_networks); nil lets any source latch. scratch is the
-// session's packet memory, used only under the session's lock.
-func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *rtpnet.SourcePolicy, scratch *Scratch, now time.Time) (*RTP, error) {
+// session's lease on packet memory, filled whenever the endpoint is used (under the session's
+// lock).
+func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *rtpnet.SourcePolicy, scratch *Lease, now time.Time) (*RTP, error) {
 	pair, err := ports.Allocate()
 	if err != nil {
 		return nil, err
@@ -475,7 +502,7 @@ func (e *RTP) Receive(b []byte, src netip.AddrPort, at time.Time, rtcpSocket boo
 			}
 			// UnprotectRTP's output is the one point where the clear packet exists: recording
 			// and VAD taps read the payload returned below.
-			clear, err := e.srtp.UnprotectRTP(e.scratch.clear[:0], b)
+			clear, err := e.srtp.UnprotectRTP(e.scratch.S.clear[:0], b)
 			if err != nil {
 				in.SRTPError = true
 				return
@@ -538,7 +565,7 @@ func (e *RTP) receiveRTCP(b []byte, src netip.AddrPort, now time.Time, in *Inbou
 			in.SRTPError = true
 			return
 		}
-		clear, err := e.srtp.UnprotectRTCP(e.scratch.clear[:0], b)
+		clear, err := e.srtp.UnprotectRTCP(e.scratch.S.clear[:0], b)
 		if err != nil {
 			in.SRTPError = true
 			return
@@ -573,7 +600,7 @@ func (e *RTP) SendRTP(h *rtpnet.RTPHeader, payload []byte, now time.Time) (int, 
 		return 0, nil
 	}
 	h.SSRC = e.out.SSRC()
-	buf := e.scratch.send[:]
+	buf := e.scratch.S.send[:]
 	n, _ := rtpnet.PutRTPHeader(buf, h)
 	if n+len(payload) > len(buf) {
 		return 0, fmt.Errorf("rtp packet of %d bytes too large", n+len(payload))
@@ -582,7 +609,7 @@ func (e *RTP) SendRTP(h *rtpnet.RTPHeader, payload []byte, now time.Time) (int, 
 	pkt := buf[:n]
 	if e.srtp != nil {
 		var err error
-		if pkt, err = e.srtp.ProtectRTP(e.scratch.cipher[:0], pkt); err != nil {
+		if pkt, err = e.srtp.ProtectRTP(e.scratch.S.cipher[:0], pkt); err != nil {
 			return 0, err
 		}
 	}
@@ -603,13 +630,13 @@ func (e *RTP) Tick(now time.Time) {
 		return
 	}
 	e.nextRTCP = now.Add(rtcpInterval)
-	n, err := rtpstats.BuildSR(e.scratch.rtcp[:], e.send, e.recv, now)
+	n, err := rtpstats.BuildSR(e.scratch.S.rtcp[:], e.send, e.recv, now)
 	if err != nil {
 		return
 	}
-	pkt := e.scratch.rtcp[:n]
+	pkt := e.scratch.S.rtcp[:n]
 	if e.srtp != nil {
-		if pkt, err = e.srtp.ProtectRTCP(e.scratch.cipher[:0], pkt); err != nil {
+		if pkt, err = e.srtp.ProtectRTCP(e.scratch.S.cipher[:0], pkt); err != nil {
 			return
 		}
 	}

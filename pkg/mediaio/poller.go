@@ -17,17 +17,20 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 )
 
 // Handler is told when a registered socket is readable.
 type Handler interface {
 	// Readable runs on the worker goroutine when the socket has data, with the worker's
-	// receive buffer (BufferSize bytes, reused for every call). It reads at most a small batch
-	// of datagrams and returns; readiness is level-triggered, so what is left brings it back
-	// after the worker's other ready sockets had their turn. It must not block.
-	Readable(buf []byte)
+	// receive batch (reused for every call). It reads one batch of datagrams and returns;
+	// readiness is level-triggered, so what is left brings it back after the worker's other
+	// ready sockets had their turn. It must not block.
+	Readable(batch *rtpnet.ReadBatch)
 }
 
 // Poller is a fixed set of epoll workers.
@@ -96,17 +99,14 @@ type Worker struct {
 	wakefd int
 	closed atomic.Bool
 
-	mu     sync.Mutex
-	regs   map[uint64]*Registration
-	nextID uint64
+	// regs is indexed by registration id (the epoll token); free lists reusable ids.
+	mu   sync.Mutex
+	regs []*Registration
+	free []uint64
 
 	events [128]unix.EpollEvent
-	buf    [BufferSize]byte
+	batch  *rtpnet.ReadBatch
 }
-
-// BufferSize is the worker's receive buffer: larger than any datagram a media socket accepts
-// (1500 bytes), so an oversized one shows as such.
-const BufferSize = 2048
 
 func newWorker(index int, log *slog.Logger) (*Worker, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -118,7 +118,7 @@ func newWorker(index int, log *slog.Logger) (*Worker, error) {
 		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("mediaio: %w", os.NewSyscallError("eventfd", err))
 	}
-	w := &Worker{index: index, log: log, epfd: epfd, wakefd: wakefd, regs: make(map[uint64]*Registration), nextID: wakeID + 1}
+	w := &Worker{index: index, log: log, epfd: epfd, wakefd: wakefd, regs: []*Registration{wakeID: nil}, batch: rtpnet.NewReadBatch()}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setToken(&ev, wakeID)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
@@ -159,20 +159,44 @@ func (w *Worker) Register(fd int, h Handler) (*Registration, error) {
 		return nil, ErrClosed
 	}
 	w.mu.Lock()
-	id := w.nextID
-	w.nextID++
+	var id uint64
+	if n := len(w.free); n > 0 {
+		id, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		id = uint64(len(w.regs))
+		w.regs = append(w.regs, nil)
+	}
 	r := &Registration{w: w, id: id, fd: fd, h: h}
 	w.regs[id] = r
 	w.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setToken(&ev, id)
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		w.mu.Lock()
-		delete(w.regs, id)
-		w.mu.Unlock()
+		w.release(id)
 		return nil, fmt.Errorf("mediaio: %w", os.NewSyscallError("epoll_ctl", err))
 	}
 	return r, nil
+}
+
+// release frees a registration id. An event still carrying it finds either nothing or, once
+// the id is reused, a newer registration, which only makes that one check its socket early
+// (a read that finds nothing is harmless).
+func (w *Worker) release(id uint64) {
+	w.mu.Lock()
+	w.regs[id] = nil
+	w.free = append(w.free, id)
+	w.mu.Unlock()
+}
+
+// lookup finds the registration of an epoll token.
+func (w *Worker) lookup(id uint64) *Registration {
+	w.mu.Lock()
+	var r *Registration
+	if id < uint64(len(w.regs)) {
+		r = w.regs[id]
+	}
+	w.mu.Unlock()
+	return r
 }
 
 // Remove stops the handler: once it returns, Readable is not running and will not be called
@@ -183,9 +207,7 @@ func (r *Registration) Remove() {
 		return
 	}
 	_ = unix.EpollCtl(r.w.epfd, unix.EPOLL_CTL_DEL, r.fd, nil)
-	r.w.mu.Lock()
-	delete(r.w.regs, r.id)
-	r.w.mu.Unlock()
+	r.w.release(r.id)
 	// A call that picked this registration before the flag was set finishes first.
 	r.busy.Lock()
 	r.busy.Unlock() // empty on purpose: it only waits for a Readable in progress
@@ -199,11 +221,8 @@ func (w *Worker) stop() {
 
 func (w *Worker) run() {
 	for {
-		n, err := unix.EpollWait(w.epfd, w.events[:], -1)
+		n, err := w.wait()
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			w.log.Error("epoll_wait failed; media worker stops", "worker", w.index, "err", err)
 			return
 		}
@@ -215,12 +234,31 @@ func (w *Worker) run() {
 				}
 				continue
 			}
-			w.mu.Lock()
-			r := w.regs[id]
-			w.mu.Unlock()
-			if r != nil {
+			if r := w.lookup(id); r != nil {
 				w.dispatch(r)
 			}
+		}
+	}
+}
+
+// wait returns the next ready sockets. Under load there usually are some already: a
+// non-blocking check first spares the scheduler's system-call hand-off (and a thread switch)
+// that a blocking wait costs; only an idle worker blocks.
+func (w *Worker) wait() (int, error) {
+	for {
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(w.epfd), uintptr(unsafe.Pointer(&w.events[0])), uintptr(len(w.events)), 0, 0, 0)
+		if errno == 0 && n > 0 {
+			return int(n), nil
+		}
+		if errno != 0 && errno != unix.EINTR {
+			return 0, errno
+		}
+		m, err := unix.EpollWait(w.epfd, w.events[:], -1)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return 0, err
 		}
 	}
 }
@@ -238,11 +276,9 @@ func (w *Worker) dispatch(r *Registration) {
 			w.log.Error("panic in media handler; socket dropped", "worker", w.index, "panic", p)
 			if !r.removed.Swap(true) {
 				_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, r.fd, nil)
-				w.mu.Lock()
-				delete(w.regs, r.id)
-				w.mu.Unlock()
+				w.release(r.id)
 			}
 		}
 	}()
-	r.h.Readable(w.buf[:])
+	r.h.Readable(w.batch)
 }

@@ -91,7 +91,7 @@ type mediaState struct {
 	// to it; while it is not zero the worker queues every packet, so order is kept.
 	backlog atomic.Int64
 	worker  *mediaio.Worker
-	scratch endpoint.Scratch
+	scratch endpoint.Lease // filled while the session's lock is held
 
 	legs      []*leg // creation order
 	byID      map[uuid.UUID]*leg
@@ -107,7 +107,6 @@ type mediaState struct {
 
 	in      endpoint.Inbound // scratch for the packet path
 	audio   inboundAudio
-	dtmfBuf [rtpnet.MaxDatagramSize]byte
 }
 
 func newMediaState(s *Session) *mediaState {
@@ -133,13 +132,13 @@ func (s *Session) handleMediaEvent(ev mediaEvent) { ev.fn(s) }
 // next, in order. A full queue drops it.
 func (m *mediaState) Packet(ep *endpoint.RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
 	s := m.s
-	if m.backlog.Load() == 0 && s.mu.TryLock() {
+	if m.backlog.Load() == 0 && s.tryLock() {
 		if m.backlog.Load() == 0 {
 			m.handleLocked(ep, b, src, at, rtcpSocket)
-			s.mu.Unlock()
+			s.unlock()
 			return
 		}
-		s.mu.Unlock()
+		s.unlock()
 	}
 	q := queuedPackets.Get().(*queuedPacket)
 	q.from, q.rtcp, q.src, q.at, q.n = ep, rtcpSocket, src, at, copy(q.buf[:], b)
@@ -368,7 +367,7 @@ func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 		// The marker of a telephone-event packet means "start of event" (RFC 4733 §2.5.1.3),
 		// so it is the source's, never the re-basing marker.
 		h.SequenceNumber, h.Timestamp, _ = dst.Out().Map(key, seq, ts, false, now)
-		payload := scaleDTMFDuration(m.dtmfBuf[:], in.Payload, srcNeg.TelephoneEventClock, dstNeg.TelephoneEventClock)
+		payload := scaleDTMFDuration(m.scratch.S.DTMF[:], in.Payload, srcNeg.TelephoneEventClock, dstNeg.TelephoneEventClock)
 		_, _ = dst.SendRTP(&h, payload, now)
 	}
 }

@@ -40,6 +40,7 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 	mgr := NewManager(Options{Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New())
 	s := newSession(mgr, nil)
+	s.media.scratch.Borrow() // the fixture plays the session's lock holder throughout
 	f := &routingFixture{s: s}
 	peerA, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -305,9 +305,29 @@ func (s *Session) run() {
 
 // locked runs fn under the session's lock, releasing it even if fn panics.
 func (s *Session) locked(fn func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	fn()
+}
+
+// lock takes the session's lock and borrows the packet scratch its endpoints use meanwhile.
+func (s *Session) lock() {
+	s.mu.Lock()
+	s.media.scratch.Borrow()
+}
+
+// tryLock is lock if the lock is free right now.
+func (s *Session) tryLock() bool {
+	if !s.mu.TryLock() {
+		return false
+	}
+	s.media.scratch.Borrow()
+	return true
+}
+
+func (s *Session) unlock() {
+	s.media.scratch.Return()
+	s.mu.Unlock()
 }
 
 // fail ends the session from a media worker (a panic in its packet path): the loop tears it
