@@ -105,8 +105,8 @@ type mediaState struct {
 	statsEvery time.Duration
 	statsTimer *time.Timer
 
-	in      endpoint.Inbound // scratch for the packet path
-	audio   inboundAudio
+	in    endpoint.Inbound // scratch for the packet path
+	audio inboundAudio
 }
 
 func newMediaState(s *Session) *mediaState {
