@@ -30,8 +30,8 @@ type conn struct {
 	// flush after its response, so that events caused by a command always follow its reply.
 	mu sync.Mutex
 
-	critical chan []byte
-	normal   chan []byte
+	critical *eventQueue
+	normal   *eventQueue
 	dropped  atomic.Int64
 	wake     chan struct{}
 	credits  chan struct{}
@@ -56,8 +56,8 @@ func newConn(srv *Server, ws *melody.Session) *conn {
 	return &conn{
 		srv:      srv,
 		ws:       ws,
-		critical: make(chan []byte, srv.opts.CriticalQueueSize),
-		normal:   make(chan []byte, srv.opts.EventQueueSize),
+		critical: newEventQueue(srv.opts.CriticalQueueSize),
+		normal:   newEventQueue(srv.opts.EventQueueSize),
 		wake:     make(chan struct{}, 1),
 		credits:  make(chan struct{}, writeWindow),
 		requests: make(chan []byte, requestQueueSize),
@@ -75,22 +75,11 @@ func (c *conn) Emit(name string, data any) {
 	default:
 	}
 	msg := marshalEvent(name, data)
-	queued := false
-	if protocol.IsCritical(name) {
-		select {
-		case c.critical <- msg:
-			queued = true
-		default:
-		}
-	}
-	if !queued {
-		select {
-		case c.normal <- msg:
-		default:
-			c.dropped.Add(1)
-			c.srv.metrics.EventsDropped.Inc()
-			return
-		}
+	queued := protocol.IsCritical(name) && c.critical.push(msg)
+	if !queued && !c.normal.push(msg) {
+		c.dropped.Add(1)
+		c.srv.metrics.EventsDropped.Inc()
+		return
 	}
 	select {
 	case c.wake <- struct{}{}:
@@ -98,19 +87,6 @@ func (c *conn) Emit(name string, data any) {
 	}
 }
 
-// pump writes events that arrive while no request is being processed. It ends with the connection.
-func (c *conn) pump() {
-	for {
-		select {
-		case <-c.wake:
-			c.mu.Lock()
-			c.flushEvents(false)
-			c.mu.Unlock()
-		case <-c.dead:
-			return
-		}
-	}
-}
 
 // flushEvents writes the dropped-events notice (after a response), then every queued critical
 // event, then normal events, letting critical events overtake at each step. Callers hold mu.
@@ -119,18 +95,14 @@ func (c *conn) flushEvents(afterResponse bool) {
 		c.writeDroppedNotice()
 	}
 	for {
-		select {
-		case msg := <-c.critical:
+		if msg, ok := c.critical.pop(); ok {
 			c.write(msg)
 			continue
-		default:
 		}
-		select {
-		case msg := <-c.normal:
+		if msg, ok := c.normal.pop(); ok {
 			c.writeDroppedNotice()
 			c.write(msg)
 			continue
-		default:
 		}
 		return
 	}
@@ -183,8 +155,8 @@ func (c *conn) boundSession() *session.Session {
 	return s
 }
 
-// work processes the connection's requests until the connection is gone, then orphans the
-// bound session.
+// work processes the connection's requests, and writes the events that arrive while no request
+// is being processed, until the connection is gone; then it orphans the bound session.
 func (c *conn) work() {
 	defer func() {
 		if s := c.bound.Swap(nil); s != nil && !s.Ended() {
@@ -200,6 +172,10 @@ func (c *conn) work() {
 			default:
 			}
 			c.handle(frame)
+		case <-c.wake:
+			c.mu.Lock()
+			c.flushEvents(false)
+			c.mu.Unlock()
 		case <-c.dead:
 			return
 		}

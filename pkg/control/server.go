@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,8 +63,11 @@ func New(opts Options, mgr *session.Manager, m *metrics.Metrics, log *slog.Logge
 	ws.Config.WriteWait = opts.WriteWait
 	ws.Config.MessageBufferSize = writeWindow + 8
 	ws.Upgrader.HandshakeTimeout = 10 * time.Second
-	ws.Upgrader.ReadBufferSize = 4096
-	ws.Upgrader.WriteBufferSize = 4096
+	// Reads reuse the HTTP server's 4 KiB reader; write buffers come from a pool and are held
+	// only while a message is written, so an idle connection keeps no buffer of its own.
+	ws.Upgrader.ReadBufferSize = 0
+	ws.Upgrader.WriteBufferSize = 0
+	ws.Upgrader.WriteBufferPool = &sync.Pool{}
 	// Clients are applications, not browsers running third-party pages: any origin may connect.
 	ws.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	// A failed handshake is answered (gorilla's status and body) and the connection closed
@@ -130,7 +134,6 @@ func connOf(ms *melody.Session) *conn {
 func (s *Server) onConnect(ms *melody.Session) {
 	c := newConn(s, ms)
 	ms.Set(connKey, c)
-	go c.pump()
 	go c.work()
 	s.log.Debug("websocket connected", "remote", ms.RemoteAddr())
 }
