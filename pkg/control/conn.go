@@ -87,7 +87,6 @@ func (c *conn) Emit(name string, data any) {
 	}
 }
 
-
 // flushEvents writes the dropped-events notice (after a response), then every queued critical
 // event, then normal events, letting critical events overtake at each step. Callers hold mu.
 func (c *conn) flushEvents(afterResponse bool) {
