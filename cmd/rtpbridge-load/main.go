@@ -139,23 +139,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	if *idle {
-		res, err := runIdle(ctx, cfg.URL, *calls, progress)
+	// finish stops a spawned server and prints res as JSON or as text.
+	finish := func(res any, text func(io.Writer)) {
 		if srv != nil {
 			if serr := srv.stop(15 * time.Second); serr != nil {
 				fmt.Fprintf(stderr, "rtpbridge-load: spawned server: %v\n", serr)
 			}
 		}
-		if err != nil {
-			return fail(err)
+		if res == nil {
+			return
 		}
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			_ = enc.Encode(res)
 		} else {
-			writeIdle(stdout, res)
+			text(stdout)
 		}
+	}
+
+	if *idle {
+		res, err := runIdle(ctx, cfg.URL, *calls, progress)
+		if err != nil {
+			finish(nil, nil)
+			return fail(err)
+		}
+		finish(res, func(w io.Writer) { writeIdle(w, res) })
 		return 0
 	}
 
@@ -172,21 +181,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	res, err := runLoad(ctx, cfg)
-	if srv != nil {
-		if serr := srv.stop(15 * time.Second); serr != nil {
-			fmt.Fprintf(stderr, "rtpbridge-load: spawned server: %v\n", serr)
-		}
-	}
 	if res != nil {
 		res.ServerPID = serverPID
 		res.Spawned = *spawn
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(res)
-		} else {
-			writeText(stdout, res)
-		}
+		finish(res, func(w io.Writer) { writeText(w, res) })
+	} else {
+		finish(nil, nil)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "rtpbridge-load: %v\n", err)

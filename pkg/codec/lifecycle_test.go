@@ -1,27 +1,21 @@
 package codec
 
 import (
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/rtpbridge/rtpbridge/pkg/internal/procstat"
 )
 
-// rssBytes returns the process's resident set size from /proc/self/statm, which counts the C
-// heap FFmpeg and libopus allocate from (the Go heap statistics do not).
+// rssBytes returns the process's resident set size, which counts the C heap FFmpeg and libopus
+// allocate from (the Go heap statistics do not).
 func rssBytes(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/statm")
+	n, err := procstat.RSS()
 	if err != nil {
-		t.Skipf("no /proc/self/statm: %v", err)
+		t.Skipf("no RSS: %v", err)
 	}
-	f := strings.Fields(string(b))
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pages * int64(os.Getpagesize())
+	return n
 }
 
 func heapBytes() uint64 {

@@ -357,26 +357,46 @@ func (s *StreamEncoder) push(f *astiav.Frame) error {
 			return err
 		}
 	}
+	if err := s.queue(f); err != nil {
+		return err
+	}
+	for s.fifo.Size() >= s.enc.frameSize {
+		if err := s.encodeFromFIFO(false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queue appends f's samples to the FIFO.
+func (s *StreamEncoder) queue(f *astiav.Frame) error {
 	if f.NbSamples() > 0 {
 		if _, err := s.fifo.Write(f); err != nil {
 			return fmt.Errorf("codec: queueing %d samples: %w", f.NbSamples(), err)
 		}
 	}
-	for s.fifo.Size() >= s.enc.frameSize {
-		if err := s.enc.writableFrame(); err != nil {
-			return err
-		}
-		s.enc.frame.SetNbSamples(s.enc.frameSize)
-		if _, err := s.fifo.Read(s.enc.frame); err != nil {
-			return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
-		}
-		n := len(s.out)
-		s.out = grow(s.out)
-		var err error
-		if s.out[n], err = s.enc.encodeFrame(s.out[n][:0]); err != nil {
-			s.out = s.out[:n]
-			return err
-		}
+	return nil
+}
+
+// encodeFromFIFO encodes one frame read from the FIFO into s.out; with pad, a short read (the
+// stream's tail) is completed with silence.
+func (s *StreamEncoder) encodeFromFIFO(pad bool) error {
+	if err := s.enc.writableFrame(); err != nil {
+		return err
+	}
+	s.enc.frame.SetNbSamples(s.enc.frameSize)
+	if pad {
+		clear(frameSamples(s.enc.frame))
+	}
+	if _, err := s.fifo.Read(s.enc.frame); err != nil {
+		return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
+	}
+	n := len(s.out)
+	s.out = grow(s.out)
+	var err error
+	if s.out[n], err = s.enc.encodeFrame(s.out[n][:0]); err != nil {
+		s.out = s.out[:n]
+		return err
 	}
 	return nil
 }
@@ -405,26 +425,12 @@ func (s *StreamEncoder) flush() error {
 		if err != nil {
 			return err
 		}
-		if f.NbSamples() > 0 {
-			if _, err := s.fifo.Write(f); err != nil {
-				return fmt.Errorf("codec: queueing %d samples: %w", f.NbSamples(), err)
-			}
+		if err := s.queue(f); err != nil {
+			return err
 		}
 	}
 	for s.fifo.Size() > 0 {
-		if err := s.enc.writableFrame(); err != nil {
-			return err
-		}
-		s.enc.frame.SetNbSamples(s.enc.frameSize)
-		clear(frameSamples(s.enc.frame))
-		if _, err := s.fifo.Read(s.enc.frame); err != nil {
-			return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
-		}
-		n := len(s.out)
-		s.out = grow(s.out)
-		var err error
-		if s.out[n], err = s.enc.encodeFrame(s.out[n][:0]); err != nil {
-			s.out = s.out[:n]
+		if err := s.encodeFromFIFO(true); err != nil {
 			return err
 		}
 	}

@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/rtpbridge/rtpbridge/pkg/config"
+	"github.com/rtpbridge/rtpbridge/pkg/internal/procstat"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/testserver"
 	"github.com/rtpbridge/rtpbridge/pkg/server"
 )
@@ -31,26 +29,21 @@ func liveHeap() uint64 {
 // openFiles counts this process's open file descriptors.
 func openFiles(t *testing.T) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	n, err := procstat.OpenFiles()
 	if err != nil {
 		t.Skipf("no /proc/self/fd: %v", err)
 	}
-	return len(ents)
+	return n
 }
 
 // residentBytes is this process's RSS.
 func residentBytes(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/statm")
+	n, err := procstat.RSS()
 	if err != nil {
-		t.Skipf("no /proc/self/statm: %v", err)
+		t.Skipf("no RSS: %v", err)
 	}
-	f := strings.Fields(string(b))
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pages * int64(os.Getpagesize())
+	return n
 }
 
 // An idle plain RTP endpoint costs no goroutine and at most idleEndpointHeapBudget of heap: its

@@ -33,13 +33,32 @@ func srtpRekeyOffer(t *testing.T, c *testserver.Client, id string, sp *srtpPeer)
 	return cr[0]
 }
 
+// srtpCall is a session with an SDES-SRTP leg (the peer offered AES_CM_128_HMAC_SHA1_80) and a
+// plain RTP leg.
+type srtpCall struct {
+	srv    *testserver.Server
+	c      *testserver.Client
+	suite  srtpSuite
+	id     string // the SRTP leg
+	answer string // rtpbridge's answer to the SRTP peer
+	sp     *srtpPeer
+	plain  *leg
+}
+
+func newSRTPCall(t *testing.T) *srtpCall {
+	t.Helper()
+	k := &srtpCall{srv: testserver.Start(t, nil, server.Tuning{})}
+	k.c = testserver.Dial(t, k.srv)
+	k.c.CreateSession()
+	k.suite = srtpSuiteNamed(t, "AES_CM_128_HMAC_SHA1_80")
+	k.id, k.answer, k.sp = srtpLegFromOffer(t, k.c, k.suite, "RTP/SAVP", "RTP/SAVP")
+	k.plain = srtpPlainLeg(t, k.c)
+	return k
+}
+
 func TestSRTPNeverDowngradedOrHalfRekeyed(t *testing.T) {
-	srv := testserver.Start(t, nil, server.Tuning{})
-	c := testserver.Dial(t, srv)
-	c.CreateSession()
-	s := srtpSuiteNamed(t, "AES_CM_128_HMAC_SHA1_80")
-	id, _, sp := srtpLegFromOffer(t, c, s, "RTP/SAVP", "RTP/SAVP")
-	plain := srtpPlainLeg(t, c)
+	k := newSRTPCall(t)
+	srv, c, s, id, sp, plain := k.srv, k.c, k.suite, k.id, k.sp, k.plain
 	srtpCheckSRTPToPlain(t, sp, plain.peer, 0x71, 100)
 
 	rekey := srtpRekeyOffer(t, c, id, sp)
@@ -68,12 +87,8 @@ func TestSRTPNeverDowngradedOrHalfRekeyed(t *testing.T) {
 }
 
 func TestSRTPSameKeyRenegotiationOpensNoReplay(t *testing.T) {
-	srv := testserver.Start(t, nil, server.Tuning{})
-	c := testserver.Dial(t, srv)
-	c.CreateSession()
-	s := srtpSuiteNamed(t, "AES_CM_128_HMAC_SHA1_80")
-	id, _, sp := srtpLegFromOffer(t, c, s, "RTP/SAVP", "RTP/SAVP")
-	plain := srtpPlainLeg(t, c)
+	k := newSRTPCall(t)
+	srv, c, id, sp, plain := k.srv, k.c, k.id, k.sp, k.plain
 	gen := func(i int) []byte { return rtppeer.Pattern(i, 160) }
 	h, seen := sp.stream(rtp.Header{PayloadType: 0, SSRC: 0x81, SequenceNumber: 10}, 20, gen)
 	if got := plain.peer.Collect(20, wait); len(got) != 20 {
@@ -96,12 +111,8 @@ func TestSRTPSameKeyRenegotiationOpensNoReplay(t *testing.T) {
 }
 
 func TestSRTPOldKeySRTCPRefusedAfterSwitchOver(t *testing.T) {
-	srv := testserver.Start(t, nil, server.Tuning{})
-	c := testserver.Dial(t, srv)
-	c.CreateSession()
-	s := srtpSuiteNamed(t, "AES_CM_128_HMAC_SHA1_80")
-	id, _, sp := srtpLegFromOffer(t, c, s, "RTP/SAVP", "RTP/SAVP")
-	plain := srtpPlainLeg(t, c)
+	k := newSRTPCall(t)
+	srv, c, s, id, sp, plain := k.srv, k.c, k.suite, k.id, k.sp, k.plain
 	srtpCheckSRTPToPlain(t, sp, plain.peer, 0x91, 100) // latches RTP
 	oldCtx := s.context(t, sp.txKey)
 	sp.sendRTCP(oldCtx, &rtcp.ReceiverReport{SSRC: 0x91}) // latches RTCP

@@ -1429,16 +1429,12 @@ loop:
 	srtpCheckTone(t, audiotest.PCMFromBytes(raw), "plain → rtpbridge → ffmpeg SRTP")
 }
 
-// TestSRTPRekeyReopensLearningWindow: once the 5 s symmetric-RTP window has closed, a new source
-// (same keys) cannot take the leg over; endpoint.srtp_rekey reopens the window (PROTOCOL.md §14,
-// §15), after which it can.
+// TestSRTPRekeyReopensLearningWindow: once the leg has latched its first source, a new source
+// (same keys) cannot take it over; endpoint.srtp_rekey reopens the window (PROTOCOL.md §15, D24),
+// after which it can, once, and the old source is locked out.
 func TestSRTPRekeyReopensLearningWindow(t *testing.T) {
-	srv := testserver.Start(t, nil, server.Tuning{})
-	c := testserver.Dial(t, srv)
-	c.CreateSession()
-	s := srtpSuiteNamed(t, "AES_CM_128_HMAC_SHA1_80")
-	id, answer, sp := srtpLegFromOffer(t, c, s, "RTP/SAVP", "RTP/SAVP")
-	plain := srtpPlainLeg(t, c)
+	k := newSRTPCall(t)
+	srv, c, id, answer, sp, plain := k.srv, k.c, k.id, k.answer, k.sp, k.plain
 	gen := func(i int) []byte { return rtppeer.Pattern(i, 160) }
 	h, _ := sp.stream(rtp.Header{PayloadType: 0, SSRC: 0x77, SequenceNumber: 100}, 3, gen)
 	if got := plain.peer.Collect(3, wait); len(got) != 3 {
