@@ -1,7 +1,7 @@
-// Package endpoint implements rtpbridge's legs. An endpoint owns its transport (sockets, reader
-// goroutines, SRTP, RTCP, statistics, symmetric-RTP learning) and its outgoing stream; the
-// session loop owns the endpoint and decides what it sends (routing, transcoding, mixing).
-// Apart from the reader goroutines, an endpoint is used from the session loop only.
+// Package endpoint implements rtpbridge's legs (see Leg). An endpoint owns its transport
+// (sockets, SRTP, RTCP, statistics, source latching) and its outgoing stream; its session decides
+// what it sends (routing, transcoding, mixing). Its sockets are read by a shared media worker
+// (package mediaio); everything else runs under its session's lock.
 package endpoint
 
 import "fmt"

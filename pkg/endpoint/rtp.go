@@ -47,10 +47,10 @@ func (l *Lease) Return() {
 	l.S = nil
 }
 
-// Sink takes the datagrams an endpoint's sockets receive. Packet runs on the media worker
-// that serves the endpoint; b is only valid during the call and Packet must not block.
+// Sink takes the datagrams a leg's sockets receive. Packet runs on the media worker that serves
+// the leg; b is only valid during the call and Packet must not block.
 type Sink interface {
-	Packet(from *RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool)
+	Packet(from Leg, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool)
 }
 
 // readBatch is how many datagrams one socket may hand over per worker wake-up before the
@@ -156,6 +156,12 @@ func NewRTP(id uuid.UUID, dir Direction, ports *rtpnet.PortAllocator, sources *r
 
 // ID is the endpoint's UUID.
 func (e *RTP) ID() uuid.UUID { return e.id }
+
+// Type is "rtp" (session.info's endpoint_type).
+func (e *RTP) Type() string { return "rtp" }
+
+// RTP is the leg itself: a plain RTP leg speaks encoded RTP.
+func (e *RTP) RTP() RTPMedia { return e }
 
 // Direction is the routing direction.
 func (e *RTP) Direction() Direction { return e.direction }

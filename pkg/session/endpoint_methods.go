@@ -112,7 +112,8 @@ func (m *mediaState) addRTP(dir endpoint.Direction, negotiate func(*endpoint.RTP
 // warnSharedKey logs, once per endpoint, that its SDES peer echoed our key: accepted for
 // compatibility (issue 11), but both directions then rest on one master key.
 func (m *mediaState) warnSharedKey(l *leg) {
-	if l.warnedSharedKey || !l.ep.SharedSRTPKey() {
+	keyed, ok := l.ep.(interface{ SharedSRTPKey() bool })
+	if l.warnedSharedKey || !ok || !keyed.SharedSRTPKey() {
 		return
 	}
 	l.warnedSharedKey = true
@@ -212,7 +213,11 @@ func (s *Session) acceptAnswer(p *acceptAnswerParams) (any, error) {
 	if err != nil {
 		return nil, endpointError("%v", err)
 	}
-	if err := l.ep.AcceptAnswer(answer, time.Now()); err != nil {
+	ep, ok := l.ep.(*endpoint.RTP)
+	if !ok {
+		return nil, endpointError("endpoint.accept_answer is for RTP endpoints")
+	}
+	if err := ep.AcceptAnswer(answer, time.Now()); err != nil {
 		return nil, endpointError("%v", err)
 	}
 	s.media.warnSharedKey(l)
@@ -225,7 +230,11 @@ func (s *Session) srtpRekey(p *endpointRef) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	offer, err := l.ep.Rekey(time.Now())
+	ep, ok := l.ep.(*endpoint.RTP)
+	if !ok {
+		return nil, endpointError("SRTP is not active on this endpoint")
+	}
+	offer, err := ep.Rekey(time.Now())
 	if err != nil {
 		return nil, endpointError("%v", err)
 	}

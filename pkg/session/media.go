@@ -48,7 +48,7 @@ const packetQueueSize = 256
 // come from a process-wide pool, so a queued packet allocates nothing in steady state and an
 // idle endpoint holds no buffer.
 type queuedPacket struct {
-	from *endpoint.RTP
+	from endpoint.Leg
 	rtcp bool
 	src  netip.AddrPort
 	at   time.Time
@@ -65,9 +65,10 @@ type mediaEvent struct {
 
 // leg is one endpoint of the session with the session's bookkeeping about it.
 type leg struct {
-	ep    *endpoint.RTP
-	index uint32      // per-session number, part of the source identity of its streams
-	codec codec.Codec // negotiated send codec; invalid while none
+	ep    endpoint.Leg
+	rtp   endpoint.RTPMedia // ep's encoded-RTP media; every leg speaks it so far
+	index uint32            // per-session number, part of the source identity of its streams
+	codec codec.Codec       // negotiated send codec; invalid while none
 	// warnedSharedKey: the echoed-SDES-key warning was logged for this leg.
 	warnedSharedKey bool
 }
@@ -98,7 +99,7 @@ type mediaState struct {
 
 	legs      []*leg // creation order
 	byID      map[uuid.UUID]*leg
-	byEP      map[*endpoint.RTP]*leg
+	byEP      map[endpoint.Leg]*leg
 	routes    map[*leg][]*route
 	mixers    []*mixer
 	pipes     *pipelineCache
@@ -109,6 +110,7 @@ type mediaState struct {
 	statsTimer *time.Timer
 
 	in    endpoint.Inbound // scratch for the packet path
+	hdr   rtpnet.RTPHeader // the header being sent (a local would escape through RTPMedia)
 	audio inboundAudio
 }
 
@@ -120,7 +122,7 @@ func newMediaState(s *Session) *mediaState {
 		packets:   make(chan *queuedPacket, packetQueueSize),
 		worker:    s.mgr.opts.Media.Poller.Pick(),
 		byID:      make(map[uuid.UUID]*leg),
-		byEP:      make(map[*endpoint.RTP]*leg),
+		byEP:      make(map[endpoint.Leg]*leg),
 		routes:    make(map[*leg][]*route),
 		pipes:     newPipelineCache(s.mgr.opts.Media.TranscodeCacheSize),
 		codecOpts: codec.Options{OpusComplexity: s.mgr.opts.Media.OpusComplexity},
@@ -139,7 +141,7 @@ func (s *Session) handleMediaEvent(ev mediaEvent) { ev.fn(s) }
 // worker's thread made the runtime hand its processor around on every packet (measured on one
 // core at 100 PCMU↔Opus calls: 16,000–20,000 context switches per second, p50 latency 50–500 ms,
 // against 4,400 and 1.4 ms with the codec work on the session loops).
-func (m *mediaState) Packet(ep *endpoint.RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
+func (m *mediaState) Packet(ep endpoint.Leg, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
 	s := m.s
 	if m.backlog.Load() == 0 && !m.codecWork.Load() && s.tryLock() {
 		if m.backlog.Load() == 0 {
@@ -162,7 +164,7 @@ func (m *mediaState) Packet(ep *endpoint.RTP, b []byte, src netip.AddrPort, at t
 
 // handleLocked runs the packet path on the media worker. A panic there is a bug reached by this
 // session's media: it ends this session only (the loop tears it down), never the worker.
-func (m *mediaState) handleLocked(ep *endpoint.RTP, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
+func (m *mediaState) handleLocked(ep endpoint.Leg, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.s.mgr.log.Error("panic in media path; ending the session", "session_id", m.s.id, "panic", r)
@@ -188,9 +190,9 @@ func (m *mediaState) statsC() <-chan time.Time {
 }
 
 // add registers a new endpoint, starts its readers and rebuilds routing.
-func (m *mediaState) add(ep *endpoint.RTP, now time.Time) *leg {
+func (m *mediaState) add(ep endpoint.Leg, now time.Time) *leg {
 	m.nextIndex++
-	l := &leg{ep: ep, index: m.nextIndex}
+	l := &leg{ep: ep, rtp: ep.RTP(), index: m.nextIndex}
 	m.legs = append(m.legs, l)
 	m.byID[ep.ID()] = l
 	m.byEP[ep] = l
@@ -235,7 +237,7 @@ func (m *mediaState) rebuild() {
 	clear(m.routes)
 	for _, l := range m.legs {
 		l.codec = 0
-		if c, ok := codec.Lookup(l.ep.Codec()); ok {
+		if c, ok := codec.Lookup(l.rtp.Codec()); ok {
 			l.codec = c
 		}
 	}
@@ -286,13 +288,13 @@ func (m *mediaState) rebuild() {
 
 // handlePacket is the per-packet path: receive, update state, route. It runs under the
 // session's lock and allocates nothing.
-func (m *mediaState) handlePacket(ep *endpoint.RTP, b []byte, src netip.AddrPort, now time.Time, rtcpSocket bool) {
+func (m *mediaState) handlePacket(ep endpoint.Leg, b []byte, src netip.AddrPort, now time.Time, rtcpSocket bool) {
 	l, ok := m.byEP[ep]
 	if !ok {
 		return // the endpoint was removed while the packet waited
 	}
 	in := &m.in
-	ep.Receive(b, src, now, rtcpSocket, in)
+	l.rtp.Receive(b, src, now, rtcpSocket, in)
 	switch {
 	case in.Invalid:
 		m.s.mgr.metrics.PacketsInvalid.Inc()
@@ -330,7 +332,7 @@ func (m *mediaState) route(src *leg, in *endpoint.Inbound, now time.Time) {
 	m.audio = inboundAudio{payload: in.Payload, seq: in.Header.SequenceNumber, ts: in.Header.Timestamp}
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
 	for _, r := range m.routes[src] {
-		dst := r.dst.ep
+		dst := r.dst.rtp
 		switch r.mode {
 		case modeMix:
 			m.mix(r.mix, src, &m.audio, now) // decoded even while the destination cannot send yet
@@ -343,9 +345,9 @@ func (m *mediaState) route(src *leg, in *endpoint.Inbound, now time.Time) {
 				continue
 			}
 			dstNeg, _ := dst.Negotiated()
-			h := rtpnet.RTPHeader{PayloadType: dstNeg.PayloadType}
+			h := m.header(dstNeg.PayloadType)
 			h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(key, in.Header.SequenceNumber, in.Header.Timestamp, in.Header.Marker, now)
-			if n, err := dst.SendRTP(&h, in.Payload, now); err == nil && n > 0 {
+			if n, err := dst.SendRTP(h, in.Payload, now); err == nil && n > 0 {
 				m.s.mgr.metrics.PacketsRouted.Inc()
 			}
 		}
@@ -356,15 +358,16 @@ func (m *mediaState) route(src *leg, in *endpoint.Inbound, now time.Time) {
 // payload type and placing its timestamp on the destination's timeline; it never enters a
 // pipeline or mixer (§16).
 func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
-	srcNeg, _ := src.ep.Negotiated()
+	srcNeg, _ := src.rtp.Negotiated()
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
 	for _, r := range m.routes[src] {
-		dst := r.dst.ep
+		dst := r.dst.rtp
 		dstNeg, _ := dst.Negotiated()
 		if !dst.CanSend() || dstNeg.TelephoneEventPT == 0 {
 			continue
 		}
-		h := rtpnet.RTPHeader{PayloadType: dstNeg.TelephoneEventPT, Marker: in.Header.Marker}
+		h := m.header(dstNeg.TelephoneEventPT)
+		h.Marker = in.Header.Marker
 		seq, ts := in.Header.SequenceNumber, in.Header.Timestamp
 		switch r.mode {
 		case modeTranscode:
@@ -384,8 +387,14 @@ func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 		// so it is the source's, never the re-basing marker.
 		h.SequenceNumber, h.Timestamp, _ = dst.Out().Map(key, seq, ts, false, now)
 		payload := scaleDTMFDuration(m.scratch.S.DTMF[:], in.Payload, srcNeg.TelephoneEventClock, dstNeg.TelephoneEventClock)
-		_, _ = dst.SendRTP(&h, payload, now)
+		_, _ = dst.SendRTP(h, payload, now)
 	}
+}
+
+// header resets the session's outgoing header for one packet of payload type pt.
+func (m *mediaState) header(pt uint8) *rtpnet.RTPHeader {
+	m.hdr = rtpnet.RTPHeader{PayloadType: pt}
+	return &m.hdr
 }
 
 // setState changes an endpoint's state and tells the client.
@@ -400,8 +409,8 @@ func (m *mediaState) setState(l *leg, st endpoint.State) {
 // tick runs the per-endpoint timers: media timeout and RTCP reports.
 func (m *mediaState) tick(now time.Time) {
 	for _, l := range m.legs {
-		ep := l.ep
-		ep.Tick(now)
+		l.ep.Tick(now)
+		ep := l.rtp
 		if _, ok := ep.Negotiated(); !ok || ep.TimedOut() || m.opts.MediaTimeout <= 0 {
 			continue
 		}
@@ -412,9 +421,9 @@ func (m *mediaState) tick(now time.Time) {
 		if gap := now.Sub(since); gap > m.opts.MediaTimeout {
 			ep.SetTimedOut(true)
 			m.s.emit(protocol.EventMediaTimeout, map[string]any{
-				"endpoint_id": ep.ID().String(), "duration_ms": gap.Milliseconds(),
+				"endpoint_id": l.ep.ID().String(), "duration_ms": gap.Milliseconds(),
 			})
-			if ep.State() == endpoint.StateConnected {
+			if l.ep.State() == endpoint.StateConnected {
 				m.setState(l, endpoint.StateDisconnected)
 			}
 		}
@@ -453,11 +462,11 @@ func (m *mediaState) endpointInfos() []any {
 	for _, l := range m.legs {
 		info := EndpointInfo{
 			EndpointID:   l.ep.ID().String(),
-			EndpointType: "rtp",
+			EndpointType: l.ep.Type(),
 			Direction:    string(l.ep.Direction()),
 			State:        string(l.ep.State()),
 		}
-		if c := l.ep.Codec(); c != "" {
+		if c := l.rtp.Codec(); c != "" {
 			info.Codec = &c
 		}
 		out = append(out, info)

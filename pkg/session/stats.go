@@ -74,10 +74,10 @@ func (m *mediaState) emitStats(now time.Time) {
 	m.statsTimer.Reset(m.statsEvery)
 	out := make([]EndpointStats, 0, len(m.legs))
 	for _, l := range m.legs {
-		ep := l.ep
+		ep := l.rtp
 		recv, send := ep.Receiver(), ep.Sender()
 		st := EndpointStats{
-			EndpointID: ep.ID().String(),
+			EndpointID: l.ep.ID().String(),
 			Inbound: InboundStats{
 				Packets:           recv.Packets(),
 				Bytes:             recv.Bytes(),
@@ -87,7 +87,7 @@ func (m *mediaState) emitStats(now time.Time) {
 			},
 			Outbound: OutboundStats{Packets: send.Packets(), Bytes: send.Octets()},
 			Codec:    ep.Codec(),
-			State:    string(ep.State()), // lowercase (D5)
+			State:    string(l.ep.State()), // lowercase (D5)
 		}
 		if rtt, ok := send.RTTMs(); ok {
 			st.RTTMS = &rtt

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/rtpbridge/rtpbridge/pkg/codec"
-	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 )
 
 // Routing modes of one (source → destination) edge (PROTOCOL.md §11).
@@ -55,13 +54,13 @@ func (s *lossState) update(dst *leg, enc lossProtected) error {
 	if dst.codec != codec.Opus {
 		return nil
 	}
-	fraction, n := dst.ep.Sender().FractionLost()
+	fraction, n := dst.rtp.Sender().FractionLost()
 	if n == s.seen {
 		return nil
 	}
 	s.seen = n
 	s.policy.Report(fraction)
-	neg, _ := dst.ep.Negotiated()
+	neg, _ := dst.rtp.Negotiated()
 	return enc.SetLossProtection(s.policy.Protection(neg.OpusFEC))
 }
 
@@ -89,7 +88,7 @@ func (p *pipeline) flush(now time.Time) {
 	for _, r := range p.m.routes[p.src] {
 		active = active || r.pipe == p
 	}
-	if !active || !p.dst.ep.CanSend() {
+	if !active || !p.dst.rtp.CanSend() {
 		return
 	}
 	out, err := p.tr.Flush(p.out[:0])
@@ -188,14 +187,14 @@ func (m *mediaState) transcode(p *pipeline, in *inboundAudio, now time.Time) {
 // sendFrames sends generated 20 ms payloads to dst as the stream identified by key, numbering
 // them on from *seq and *ts.
 func (m *mediaState) sendFrames(dst *leg, key uint64, seq *uint16, ts *uint32, frames [][]byte, now time.Time) {
-	neg, _ := dst.ep.Negotiated()
+	neg, _ := dst.rtp.Negotiated()
 	step := dst.codec.TimestampStep()
 	for _, frame := range frames {
 		*seq++
 		*ts += step
-		h := rtpnet.RTPHeader{PayloadType: neg.PayloadType}
-		h.SequenceNumber, h.Timestamp, h.Marker = dst.ep.Out().Map(key, *seq, *ts, false, now)
-		if n, err := dst.ep.SendRTP(&h, frame, now); err == nil && n > 0 {
+		h := m.header(neg.PayloadType)
+		h.SequenceNumber, h.Timestamp, h.Marker = dst.rtp.Out().Map(key, *seq, *ts, false, now)
+		if n, err := dst.rtp.SendRTP(h, frame, now); err == nil && n > 0 {
 			m.s.mgr.metrics.PacketsRouted.Inc()
 		}
 	}
