@@ -403,15 +403,23 @@ func srtpPatterns(n int) [][]byte {
 func srtpLegFromOffer(t testing.TB, c *testserver.Client, s srtpSuite, profile, wantProfile string) (string, string, *srtpPeer) {
 	t.Helper()
 	p := newSRTPPeer(t, s)
+	id, answer := srtpAnswerOffer(t, c, p, p.offer(profile), wantProfile, 1, s)
+	return id, answer, p
+}
+
+// srtpAnswerOffer hands the peer's offer to rtpbridge, checks the answer (wantProfile, one
+// a=crypto with wantTag and suite, a key of rtpbridge's own) and points the peer at it.
+func srtpAnswerOffer(t testing.TB, c *testserver.Client, p *srtpPeer, offer, wantProfile string, wantTag int, suite srtpSuite) (id, answer string) {
+	t.Helper()
 	var res struct {
 		EndpointID string `json:"endpoint_id"`
 		SDPAnswer  string `json:"sdp_answer"`
 	}
-	c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": p.offer(profile)}, &res)
-	srtpCheckAnswer(t, res.SDPAnswer, wantProfile, 1, s, p.txKey)
+	c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": offer}, &res)
+	srtpCheckAnswer(t, res.SDPAnswer, wantProfile, wantTag, suite, p.txKey)
 	p.setRX(srtpCryptos(t, res.SDPAnswer)[0].key)
 	p.target(res.SDPAnswer)
-	return res.EndpointID, res.SDPAnswer, p
+	return res.EndpointID, res.SDPAnswer
 }
 
 func srtpCheckAnswer(t testing.TB, answer, wantProfile string, wantTag int, s srtpSuite, peerKey []byte) {
@@ -610,14 +618,7 @@ func TestSRTPAnswerPicksFirstSupportedSuite(t *testing.T) {
 		"a=crypto:3 F8_128_HMAC_SHA1_80 inline:"+srtpB64(other),
 		sp.cryptoLine(7),
 		srtpCryptoLine(9, srtpSuites[0], other))
-	var res struct {
-		EndpointID string `json:"endpoint_id"`
-		SDPAnswer  string `json:"sdp_answer"`
-	}
-	c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": offer}, &res)
-	srtpCheckAnswer(t, res.SDPAnswer, "RTP/SAVP", 7, gcm, sp.txKey)
-	sp.setRX(srtpCryptos(t, res.SDPAnswer)[0].key)
-	sp.target(res.SDPAnswer)
+	srtpAnswerOffer(t, c, sp, offer, "RTP/SAVP", 7, gcm)
 	plain := srtpPlainLeg(t, c)
 	srtpCheckSRTPToPlain(t, sp, plain.peer, 0x81, 1)
 	srtpCheckPlainToSRTP(t, plain.peer, sp, 0x82)
@@ -1259,14 +1260,7 @@ func TestSRTPHonouredKeyParameters(t *testing.T) {
 	sp := newSRTPPeer(t, s)
 	sp.tx = s.context(t, sp.txKey, srtp.MasterKeyIndicator([]byte{0, 0, 0, 7}))
 	offer := rtppeer.SDP(sp.port(), "RTP/SAVP", srtpPCMU, fmt.Sprintf("a=crypto:1 %s inline:%s|2^31|7:4 WSH=128", s.name, srtpB64(sp.txKey)))
-	var res struct {
-		EndpointID string `json:"endpoint_id"`
-		SDPAnswer  string `json:"sdp_answer"`
-	}
-	c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": offer}, &res)
-	srtpCheckAnswer(t, res.SDPAnswer, "RTP/SAVP", 1, s, sp.txKey)
-	sp.setRX(srtpCryptos(t, res.SDPAnswer)[0].key)
-	sp.target(res.SDPAnswer)
+	srtpAnswerOffer(t, c, sp, offer, "RTP/SAVP", 1, s)
 	plain := srtpPlainLeg(t, c)
 	srtpCheckSRTPToPlain(t, sp, plain.peer, 0x21, 1)
 	srtpCheckPlainToSRTP(t, plain.peer, sp, 0x22)

@@ -40,14 +40,7 @@ func TestSRTPLifetimeAndMKIAcceptedAndIgnored(t *testing.T) {
 				sp.tx = s.context(t, sp.txKey, srtp.MasterKeyIndicator(tc.mki))
 			}
 			offer := rtppeer.SDP(sp.port(), "RTP/SAVP", srtpPCMU, fmt.Sprintf("a=crypto:1 %s inline:%s%s", s.name, srtpB64(sp.txKey), tc.params))
-			var res struct {
-				EndpointID string `json:"endpoint_id"`
-				SDPAnswer  string `json:"sdp_answer"`
-			}
-			c.MustCall("endpoint.create_from_offer", map[string]any{"sdp": offer}, &res)
-			srtpCheckAnswer(t, res.SDPAnswer, "RTP/SAVP", 1, s, sp.txKey)
-			sp.setRX(srtpCryptos(t, res.SDPAnswer)[0].key)
-			sp.target(res.SDPAnswer)
+			srtpAnswerOffer(t, c, sp, offer, "RTP/SAVP", 1, s)
 			plain := srtpPlainLeg(t, c)
 			srtpCheckSRTPToPlain(t, sp, plain.peer, 0x31, 1)
 			srtpCheckPlainToSRTP(t, plain.peer, sp, 0x32)
