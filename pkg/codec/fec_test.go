@@ -59,17 +59,7 @@ func TestOpusFECRecoversLostFrames(t *testing.T) {
 				if len(withFEC) != len(intact) || len(plcOnly) != len(intact) {
 					t.Fatalf("%d samples with losses (PLC only: %d), %d intact", len(withFEC), len(plcOnly), len(intact))
 				}
-				snr := func(got []int16, frames map[int]bool) float64 {
-					var sig, noise float64
-					for i := range frames {
-						for j := i * fs; j < (i+1)*fs; j++ {
-							x, d := float64(intact[j]), float64(got[j])-float64(intact[j])
-							sig += x * x
-							noise += d * d
-						}
-					}
-					return 10 * math.Log10(sig/noise)
-				}
+				snr := func(got []int16, frames map[int]bool) float64 { return lostFrameSNR(intact, got, fs, frames) }
 				fec, plc := snr(withFEC, single), snr(plcOnly, single)
 				fec2, plc2 := snr(withFEC, second), snr(plcOnly, second)
 				t.Logf("lost frame against the intact decode: %d single losses %.1f dB with FEC, %.1f dB with PLC only; "+

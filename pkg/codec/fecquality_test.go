@@ -154,17 +154,7 @@ func TestOpusFECFollowsPolicy(t *testing.T) {
 	intact := decodeOpus(t, out, rate, nil)
 	withFEC := decodeOpus(t, out, rate, lost)
 	plcOnly := concealOpus(t, out, rate, lost)
-	snr := func(got []int16, frames map[int]bool) float64 {
-		var sig, noise float64
-		for i := range frames {
-			for j := i * rate / 50; j < (i+1)*rate/50; j++ {
-				x, d := float64(intact[j]), float64(got[j])-float64(intact[j])
-				sig += x * x
-				noise += d * d
-			}
-		}
-		return 10 * math.Log10(sig/noise)
-	}
+	snr := func(got []int16, frames map[int]bool) float64 { return lostFrameSNR(intact, got, rate/50, frames) }
 	fb, pb := snr(withFEC, before), snr(plcOnly, before)
 	fa, pa := snr(withFEC, after), snr(plcOnly, after)
 	t.Logf("lost frames against the intact decode: clean reports %.1f dB recovered, %.1f dB PLC; after the 10 %% report %.1f dB recovered, %.1f dB PLC",

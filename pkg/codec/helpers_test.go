@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"math"
 	"os"
 	"testing"
 
@@ -102,4 +103,18 @@ func copies(n int, v []byte) [][]byte {
 		out[i] = v
 	}
 	return out
+}
+
+// lostFrameSNR is the SNR in dB of got against intact over the given frames (frameLen samples
+// each): how closely a decoder rebuilt frames that were lost.
+func lostFrameSNR(intact, got []int16, frameLen int, frames map[int]bool) float64 {
+	var sig, noise float64
+	for i := range frames {
+		for j := i * frameLen; j < (i+1)*frameLen; j++ {
+			x, d := float64(intact[j]), float64(got[j])-float64(intact[j])
+			sig += x * x
+			noise += d * d
+		}
+	}
+	return 10 * math.Log10(sig/noise)
 }

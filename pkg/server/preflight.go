@@ -3,11 +3,11 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 
 	"github.com/rtpbridge/rtpbridge/pkg/config"
+	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 )
 
 // preflight runs the start-up checks that need the running system rather than the
@@ -18,12 +18,12 @@ func preflight(cfg *config.Config) error {
 	return errors.Join(checkMediaIP(cfg.MediaIP), cfg.CreateCacheDir())
 }
 
-// checkMediaIP binds a UDP socket on media_ip (an OS-chosen port) and closes it at once. Every
-// media socket binds this address, so when the probe fails every endpoint would fail later
-// with the same error; the typical cause is a container on a bridge network given the host's
-// address, which the container's network namespace does not have.
+// checkMediaIP binds a UDP socket on media_ip (an OS-chosen port) exactly as media sockets are
+// bound, and closes it at once. When the probe fails every endpoint would fail later with the
+// same error; the typical cause is a container on a bridge network given the host's address,
+// which the container's network namespace does not have.
 func checkMediaIP(ip netip.Addr) error {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	conn, err := rtpnet.ListenUDP(netip.AddrPortFrom(ip, 0))
 	if err != nil {
 		return &config.KeyError{
 			Key:   "media_ip",

@@ -22,7 +22,7 @@ func TestNewRefusesUnbindableMediaIP(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.1") // TEST-NET-1
 	if c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))); err == nil {
 		c.Close()
-		t.Skipf("this host owns %s", ip)
+		t.Fatalf("this host owns %s (TEST-NET-1): the test needs an address no interface has", ip)
 	}
 	cfg := config.Default()
 	cfg.Listen = []string{"127.0.0.1:0"}

@@ -174,11 +174,25 @@ func (m *mediaState) handleLocked(ep endpoint.Leg, b []byte, src netip.AddrPort,
 	m.handlePacket(ep, b, src, at, rtcpSocket)
 }
 
-// handleQueued handles a packet from the queue on the session loop (under the lock).
+// queueBatch is how many queued packets the session loop handles per lock acquisition.
+const queueBatch = 16
+
+// handleQueued handles q and up to queueBatch-1 more queued packets on the session loop (under
+// the lock): one lock and one scratch loan for a burst instead of one per packet.
 func (m *mediaState) handleQueued(q *queuedPacket) {
-	m.handlePacket(q.from, q.buf[:q.n], q.src, q.at, q.rtcp)
-	m.backlog.Add(-1)
-	queuedPackets.Put(q)
+	for i := 0; ; i++ {
+		m.handlePacket(q.from, q.buf[:q.n], q.src, q.at, q.rtcp)
+		m.backlog.Add(-1)
+		queuedPackets.Put(q)
+		if i == queueBatch-1 {
+			return
+		}
+		select {
+		case q = <-m.packets:
+		default:
+			return
+		}
+	}
 }
 
 // statsC is the stats subscription's timer channel (nil when unsubscribed).
