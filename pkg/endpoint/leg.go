@@ -34,6 +34,36 @@ type Leg interface {
 	// RTP is the leg's encoded-RTP media (plain RTP, WebRTC), nil for a leg that speaks PCM
 	// frames.
 	RTP() RTPMedia
+	// PCM is the leg's PCM-frame media (file, tone, bridge, WebSocket audio), nil for a leg
+	// that speaks encoded RTP. Exactly one of RTP and PCM is non-nil.
+	PCM() PCMMedia
+}
+
+// FrameDuration is the length of every PCM frame a session exchanges with PCM legs and of its
+// media clock's tick, in milliseconds.
+const FrameDuration = 20
+
+// FrameSamples is the number of samples of one 20 ms frame at rate Hz.
+func FrameSamples(rate int) int { return rate * FrameDuration / 1000 }
+
+// PCMMedia is audio as 20 ms frames of 16-bit mono PCM at the leg's native rate. The session
+// decodes, resamples, mixes and encodes around it: a PCM leg never sees a codec.
+//
+// Both methods run on the session loop under the session's lock, so they must not block: a
+// leg that reads a disk, a network or a WebSocket does it on its own goroutine and hands
+// frames over through a buffer of its own.
+type PCMMedia interface {
+	// Rate is the native sample rate in Hz; it does not change over the leg's life.
+	Rate() int
+	// ReadFrame is called on the session's media clock, once per 20 ms, while the leg's
+	// direction sends: it fills frame (FrameSamples(Rate()) samples) with the leg's next 20 ms
+	// and returns true, or returns false when it has nothing to send right now (paused,
+	// finished, an input buffer that ran dry). Nothing is routed for a false frame.
+	ReadFrame(frame []int16, now time.Time) bool
+	// WriteFrame takes the next 20 ms routed to the leg (one source's audio or the mix of
+	// several), FrameSamples(Rate()) samples at Rate(); frame is only valid during the call.
+	// It is called only while the leg's direction receives and something feeds it.
+	WriteFrame(frame []int16, now time.Time)
 }
 
 // RTPMedia is encoded RTP media: a negotiated codec with its payload types and

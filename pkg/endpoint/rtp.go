@@ -47,10 +47,23 @@ func (l *Lease) Return() {
 	l.S = nil
 }
 
-// Sink takes the datagrams a leg's sockets receive. Packet runs on the media worker that serves
-// the leg; b is only valid during the call and Packet must not block.
+// Sink is a leg's way to its session, handed to Start.
 type Sink interface {
+	// Packet takes a datagram a leg's transport received. It runs on the goroutine that read
+	// it (a media worker, or the leg's own reader); b is only valid during the call and Packet
+	// must not block.
 	Packet(from Leg, b []byte, src netip.AddrPort, at time.Time, rtcpSocket bool)
+	// Post runs fn on the session loop, under the session's lock, after what is already
+	// queued: how a leg's own goroutines (ICE and DTLS, downloads, WebSocket audio) change
+	// state or emit events. It waits at most the command timeout for room and reports whether
+	// fn was queued; fn never runs once the session has ended.
+	Post(fn func()) bool
+	// Emit sends an event to the session's client. Only on the session loop: from Tick,
+	// ReadFrame, WriteFrame or a Post'ed fn.
+	Emit(event string, data any)
+	// SetState changes the leg's state and emits endpoint.state_changed when it changed. Only
+	// on the session loop, like Emit.
+	SetState(from Leg, st State)
 }
 
 // readBatch is how many datagrams one socket may hand over per worker wake-up before the
@@ -162,6 +175,9 @@ func (e *RTP) Type() string { return "rtp" }
 
 // RTP is the leg itself: a plain RTP leg speaks encoded RTP.
 func (e *RTP) RTP() RTPMedia { return e }
+
+// PCM is nil: a plain RTP leg speaks encoded RTP.
+func (e *RTP) PCM() PCMMedia { return nil }
 
 // Direction is the routing direction.
 func (e *RTP) Direction() Direction { return e.direction }

@@ -30,6 +30,14 @@ func lookupMediaMethod(name string) (Method, bool) {
 	case "stats.unsubscribe":
 		return newMethod(name, func(s *Session, _ *noParams) (any, error) { return s.media.statsUnsubscribe(), nil }), true
 	}
+	// Each capability keeps its methods in its own file.
+	for _, lookup := range [...]func(string) (Method, bool){
+		lookupWebrtcMethod, lookupPlaybackMethod, lookupDtmfMethod, lookupRecordingMethod, lookupBridgeMethod,
+	} {
+		if m, ok := lookup(name); ok {
+			return m, true
+		}
+	}
 	return Method{}, false
 }
 

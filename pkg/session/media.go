@@ -131,6 +131,39 @@ func newMediaState(s *Session) *mediaState {
 
 func (s *Session) handleMediaEvent(ev mediaEvent) { ev.fn(s) }
 
+// Post queues fn for the session loop (endpoint.Sink). It waits at most the command timeout for
+// room, so a leg's goroutine never hangs on a session that stopped taking work.
+func (m *mediaState) Post(fn func()) bool {
+	ev := mediaEvent{fn: func(*Session) { fn() }}
+	select {
+	case m.events <- ev:
+		return true
+	case <-m.s.done:
+		return false
+	default:
+	}
+	t := time.NewTimer(m.s.mgr.opts.CommandTimeout)
+	defer t.Stop()
+	select {
+	case m.events <- ev:
+		return true
+	case <-m.s.done:
+	case <-t.C:
+		m.s.mgr.log.Warn("session did not take an endpoint's report in time", "session_id", m.s.id)
+	}
+	return false
+}
+
+// Emit sends a leg's event to the client (endpoint.Sink); session loop only.
+func (m *mediaState) Emit(event string, data any) { m.s.emit(event, data) }
+
+// SetState changes a leg's state with its event (endpoint.Sink); session loop only.
+func (m *mediaState) SetState(ep endpoint.Leg, st endpoint.State) {
+	if l, ok := m.byEP[ep]; ok {
+		m.setState(l, st)
+	}
+}
+
 // Packet is the media worker's way in (endpoint.Sink): it handles the datagram right there under
 // the session's lock, with no goroutine hand-off. When the session is busy (a command, a timer)
 // it never waits: the datagram is copied to the session's queue, and the session loop handles it
