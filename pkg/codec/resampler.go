@@ -52,8 +52,12 @@ func NewResampler(inRate, outRate int) (*Resampler, error) {
 	return r, nil
 }
 
-// newStreamResampler returns a resampler whose output starts with the filter's look-ahead in
-// zeros, so that every call returns exactly what its input is worth (see Resampler).
+// NewStreamResampler returns a resampler whose output starts with the filter's look-ahead in
+// zeros, so that every call returns exactly what its input is worth (see Resampler): a 20 ms
+// piece in is a 20 ms piece out, delayed by about 2 ms. Drain gives the held-back end.
+func NewStreamResampler(inRate, outRate int) (*Resampler, error) { return newStreamResampler(inRate, outRate) }
+
+// newStreamResampler is NewStreamResampler.
 func newStreamResampler(inRate, outRate int) (*Resampler, error) {
 	r, err := NewResampler(inRate, outRate)
 	if err != nil {
@@ -145,6 +149,16 @@ func (r *Resampler) drain() (*astiav.Frame, error) {
 		return nil, fmt.Errorf("codec: draining the %d → %d Hz resampler: %w", r.inRate, r.outRate, err)
 	}
 	return r.out, nil
+}
+
+// Drain appends to dst the samples the filter still holds back: the end of the stream, when
+// its source is gone for good. The resampler takes no input afterwards.
+func (r *Resampler) Drain(dst []int16) ([]int16, error) {
+	f, err := r.drain()
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, frameSamples(f)...), nil
 }
 
 // pad counts the samples of the stream's first calls and, with the first output, shifts it

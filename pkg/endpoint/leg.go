@@ -95,3 +95,15 @@ type RTPMedia interface {
 
 var _ Leg = (*RTP)(nil)
 var _ RTPMedia = (*RTP)(nil)
+
+// Relay is implemented by legs that carry another session's audio (session bridges). Relays
+// are never routed to each other, so audio cannot circle between sessions (PROTOCOL.md §11).
+type Relay interface {
+	Relay() bool
+}
+
+// CodecDescriber is implemented by PCM legs that name a codec in session.info and stats
+// (a bridge is "L16/48000", §4); legs without it show none.
+type CodecDescriber interface {
+	CodecName() string
+}

@@ -45,27 +45,27 @@ func TestOpusFECFollowsDestinationReports(t *testing.T) {
 			m.handlePacket(f.b, b, f.peerB.LocalAddr().(*net.UDPAddr).AddrPort(), time.Now(), true)
 		}
 		send(10)
-		if got := p.tr.LossProtection(); got != (codec.LossProtection{}) {
+		if got := p.enc.LossProtection(); got != (codec.LossProtection{}) {
 			t.Fatalf("before any report: %+v", got)
 		}
 		report(0)
 		send(1)
-		if got := p.tr.LossProtection(); got != (codec.LossProtection{}) {
+		if got := p.enc.LossProtection(); got != (codec.LossProtection{}) {
 			t.Fatalf("after a clean report: %+v", got)
 		}
 		report(26)
-		if got := p.tr.LossProtection(); got != (codec.LossProtection{}) {
+		if got := p.enc.LossProtection(); got != (codec.LossProtection{}) {
 			t.Fatalf("set before the next packet: %+v", got)
 		}
 		send(1)
-		if want := (codec.LossProtection{FEC: fec, ExpectedLoss: 11}); p.tr.LossProtection() != want {
-			t.Fatalf("useinbandfec=%v, after a 10 %% report: %+v, want %+v", fec, p.tr.LossProtection(), want)
+		if want := (codec.LossProtection{FEC: fec, ExpectedLoss: 11}); p.enc.LossProtection() != want {
+			t.Fatalf("useinbandfec=%v, after a 10 %% report: %+v, want %+v", fec, p.enc.LossProtection(), want)
 		}
 		for range 5 { // 10.2 → 5.1 → 2.5 → 1.3 → 0.6 (still on) → 0.3 %
 			report(0)
 			send(1)
 		}
-		if got := p.tr.LossProtection(); got != (codec.LossProtection{}) {
+		if got := p.enc.LossProtection(); got != (codec.LossProtection{}) {
 			t.Fatalf("after 5 clean reports: %+v", got)
 		}
 

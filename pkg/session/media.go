@@ -66,11 +66,44 @@ type mediaEvent struct {
 // leg is one endpoint of the session with the session's bookkeeping about it.
 type leg struct {
 	ep    endpoint.Leg
-	rtp   endpoint.RTPMedia // ep's encoded-RTP media; every leg speaks it so far
+	rtp   endpoint.RTPMedia // ep's encoded-RTP media, or nil
+	pcm   endpoint.PCMMedia // ep's PCM-frame media, or nil
+	relay bool              // ep carries another session's audio (endpoint.Relay)
 	index uint32            // per-session number, part of the source identity of its streams
-	codec codec.Codec       // negotiated send codec; invalid while none
+	codec codec.Codec       // RTP legs: negotiated send codec; invalid while none
+
+	src    *source    // inbound audio decoded for its consumers; nil when nobody needs it
+	rates  []int      // the rates src's consumers want (rebuilt with the routing table)
+	taps   []AudioTap // consumers of the decoded inbound audio besides routing
+	frame  []int16    // PCM legs: the frame ReadFrame fills
+	writer *pcmWriter // PCM legs fed by one source: re-framing to 20 ms
 	// warnedSharedKey: the echoed-SDES-key warning was logged for this leg.
 	warnedSharedKey bool
+}
+
+// member reports whether the leg takes part in routing (PROTOCOL.md §10): RTP legs once a codec
+// is agreed, PCM legs while playing or connected.
+func (l *leg) member() bool {
+	if l.rtp != nil {
+		return l.codec.Valid()
+	}
+	st := l.ep.State()
+	return st == endpoint.StatePlaying || st == endpoint.StateConnected
+}
+
+// nominalRate is the audio rate the leg's media has: its codec's, or its PCM rate.
+func (l *leg) nominalRate() int {
+	if l.pcm != nil {
+		return l.pcm.Rate()
+	}
+	return l.codec.SampleRate()
+}
+
+// want records that a consumer of l's decoded audio needs it at rate.
+func (l *leg) want(rate int) {
+	if !containsInt(l.rates, rate) {
+		l.rates = append(l.rates, rate)
+	}
 }
 
 // route is one (source → destination) edge of the routing table.
@@ -109,9 +142,12 @@ type mediaState struct {
 	statsEvery time.Duration
 	statsTimer *time.Timer
 
+	clock      mediaClock
+	clockTimer *time.Ticker // running while a leg produces audio on its own
+	packetTaps []PacketTap
+
 	in    endpoint.Inbound // scratch for the packet path
 	hdr   rtpnet.RTPHeader // the header being sent (a local would escape through RTPMedia)
-	audio inboundAudio
 }
 
 func newMediaState(s *Session) *mediaState {
@@ -239,7 +275,13 @@ func (m *mediaState) statsC() <-chan time.Time {
 // add registers a new endpoint, starts its readers and rebuilds routing.
 func (m *mediaState) add(ep endpoint.Leg, now time.Time) *leg {
 	m.nextIndex++
-	l := &leg{ep: ep, rtp: ep.RTP(), index: m.nextIndex}
+	l := &leg{ep: ep, rtp: ep.RTP(), pcm: ep.PCM(), index: m.nextIndex}
+	if r, ok := ep.(endpoint.Relay); ok {
+		l.relay = r.Relay()
+	}
+	if l.pcm != nil {
+		l.frame = make([]int16, endpoint.FrameSamples(l.pcm.Rate()))
+	}
 	m.legs = append(m.legs, l)
 	m.byID[ep.ID()] = l
 	m.byEP[ep] = l
@@ -261,7 +303,12 @@ func (m *mediaState) remove(l *leg, now time.Time) {
 			break
 		}
 	}
+	m.flushSource(l, now)
 	m.pipes.dropLeg(l)
+	if l.src != nil {
+		l.src.close()
+		l.src = nil
+	}
 	m.s.mgr.metrics.EndpointsActive.Dec()
 	m.s.endpointsChanged(len(m.legs), now)
 	m.rebuild()
@@ -273,9 +320,10 @@ func (m *mediaState) full() bool {
 }
 
 // rebuild recomputes the routing table (PROTOCOL.md §11): every member that sends is routed to
-// every other member that receives. A leg is a member once its SDP exchange agreed a codec (D7).
-// A destination with one source gets passthrough (same codec) or a cached pipeline; with two or
-// more it gets a mixer.
+// every other member that receives, except relay to relay (bridges). A destination with one
+// source gets passthrough (same codec, both RTP), a cached encoder (another codec) or the
+// source's audio re-framed (a PCM destination); with two or more it gets a mixer. Every leg
+// whose audio someone needs decoded gets one source: one decode, one resampler per rate.
 func (m *mediaState) rebuild() {
 	for _, mx := range m.mixers {
 		mx.close()
@@ -284,17 +332,23 @@ func (m *mediaState) rebuild() {
 	clear(m.routes)
 	for _, l := range m.legs {
 		l.codec = 0
-		if c, ok := codec.Lookup(l.rtp.Codec()); ok {
-			l.codec = c
+		if l.rtp != nil {
+			if c, ok := codec.Lookup(l.rtp.Codec()); ok {
+				l.codec = c
+			}
+		}
+		l.rates = l.rates[:0]
+		for _, t := range l.taps {
+			l.want(t.TapRate())
 		}
 	}
 	for _, dst := range m.legs {
-		if !dst.codec.Valid() || !dst.ep.Direction().Receives() {
+		if !dst.member() || !dst.ep.Direction().Receives() {
 			continue
 		}
 		var sources []*leg
 		for _, src := range m.legs {
-			if src != dst && src.codec.Valid() && src.ep.Direction().Sends() {
+			if src != dst && src.member() && src.ep.Direction().Sends() && !(src.relay && dst.relay) {
 				sources = append(sources, src)
 			}
 		}
@@ -309,28 +363,58 @@ func (m *mediaState) rebuild() {
 			}
 			m.mixers = append(m.mixers, mx)
 			for _, src := range sources {
+				src.want(mx.rate)
 				m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeMix, mix: mx})
 			}
-		case sources[0].codec == dst.codec:
+		case dst.pcm != nil:
+			src := sources[0]
+			src.want(dst.pcm.Rate())
+			if dst.writer == nil {
+				dst.writer = newPCMWriter(dst.pcm.Rate())
+			}
+			m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modePCM})
+		case sources[0].rtp != nil && sources[0].codec == dst.codec:
 			m.routes[sources[0]] = append(m.routes[sources[0]], &route{dst: dst, mode: modePassthrough})
 		default:
 			src := sources[0]
 			p, err := m.pipes.get(m, src, dst)
 			if err != nil {
 				m.s.mgr.metrics.TranscodeErrors.Inc()
-				m.s.mgr.log.Warn("transcoder creation failed", "session_id", m.s.id, "from", src.codec, "to", dst.codec, "err", err)
+				m.s.mgr.log.Warn("transcoder creation failed", "session_id", m.s.id, "endpoint_id", dst.ep.ID(), "to", dst.codec, "err", err)
 				continue
 			}
+			src.want(p.rate)
 			m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeTranscode, pipe: p})
 		}
 	}
-	heavy := len(m.mixers) > 0
-	for _, rs := range m.routes {
-		for _, r := range rs {
-			heavy = heavy || r.mode == modeTranscode
+	heavy := false
+	for _, l := range m.legs {
+		if len(l.rates) == 0 {
+			if l.src != nil {
+				l.src.close()
+				l.src = nil
+			}
+			continue
 		}
+		if l.src == nil || !l.src.fits(l, l.rates) {
+			if l.src != nil {
+				l.src.close()
+			}
+			src, err := newSource(l, l.rates)
+			if err != nil {
+				l.src = nil
+				m.s.mgr.metrics.TranscodeErrors.Inc()
+				m.s.mgr.log.Warn("decoder creation failed", "session_id", m.s.id, "endpoint_id", l.ep.ID(), "err", err)
+				continue
+			}
+			l.src = src
+		}
+		// Only RTP legs' packets arrive on a media worker; PCM legs are read on the session
+		// loop anyway.
+		heavy = heavy || l.rtp != nil
 	}
 	m.codecWork.Store(heavy)
+	m.updateClock()
 }
 
 // handlePacket is the per-packet path: receive, update state, route. It runs under the
@@ -358,6 +442,12 @@ func (m *mediaState) handlePacket(ep endpoint.Leg, b []byte, src netip.AddrPort,
 		if st := ep.State(); st == endpoint.StateNew || st == endpoint.StateDisconnected {
 			m.setState(l, endpoint.StateConnected)
 		}
+		for _, t := range m.packetTaps {
+			t.Packet(ep, true, &in.Header, in.Payload, now)
+		}
+		if in.DTMF {
+			m.onDTMFPacket(l, in, now)
+		}
 		if ep.Direction().Sends() {
 			m.route(l, in, now)
 		}
@@ -370,33 +460,120 @@ func (m *mediaState) handlePacket(ep endpoint.Leg, b []byte, src netip.AddrPort,
 	}
 }
 
-// route forwards one inbound packet to every destination of its source.
+// route forwards one inbound packet to every destination of its source: passthrough as it is,
+// everyone else from the source's one decode.
 func (m *mediaState) route(src *leg, in *endpoint.Inbound, now time.Time) {
 	if in.DTMF {
 		m.routeDTMF(src, in, now)
 		return
 	}
-	m.audio = inboundAudio{payload: in.Payload, seq: in.Header.SequenceNumber, ts: in.Header.Timestamp}
+	if src.src != nil {
+		if err := src.src.decode(in.Payload, in.Header.SequenceNumber, in.Header.Timestamp); err != nil {
+			// What decoded before the error (concealment of an earlier gap) is still routed.
+			m.s.mgr.metrics.TranscodeErrors.Inc()
+		}
+	}
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
 	for _, r := range m.routes[src] {
+		if r.mode != modePassthrough {
+			m.deliver(src, r, in.Header.Timestamp, true, now)
+			continue
+		}
 		dst := r.dst.rtp
-		switch r.mode {
-		case modeMix:
-			m.mix(r.mix, src, &m.audio, now) // decoded even while the destination cannot send yet
-		case modeTranscode:
-			if dst.CanSend() {
-				m.transcode(r.pipe, &m.audio, now)
-			}
-		case modePassthrough:
-			if !dst.CanSend() {
+		if !dst.CanSend() || m.audioPaused(r.dst, now) {
+			continue
+		}
+		dstNeg, _ := dst.Negotiated()
+		h := m.header(dstNeg.PayloadType)
+		h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(key, in.Header.SequenceNumber, in.Header.Timestamp, in.Header.Marker, now)
+		if m.sendRTP(r.dst, h, in.Payload, now) {
+			m.s.mgr.metrics.PacketsRouted.Inc()
+		}
+	}
+	m.feedTaps(src, now)
+}
+
+// deliver hands the source's current decoded piece to one non-passthrough route. ts is the
+// source's RTP timestamp of the piece (hasTS false for PCM sources), which places forwarded
+// telephone-events on the generated stream.
+func (m *mediaState) deliver(src *leg, r *route, ts uint32, hasTS bool, now time.Time) {
+	if src.src == nil {
+		return // its decoder could not be created (counted then)
+	}
+	switch r.mode {
+	case modeMix:
+		m.mix(r.mix, src, src.src.at(r.mix.rate), ts, hasTS, now) // even while the destination cannot send yet
+	case modeTranscode:
+		if r.dst.rtp.CanSend() {
+			m.transcode(r.pipe, src.src.at(r.pipe.rate), ts, hasTS, now)
+		}
+	case modePCM:
+		r.dst.writer.write(r.dst.pcm, src.src.at(r.dst.pcm.Rate()), now)
+	}
+}
+
+// feedTaps hands the source's current decoded piece to its audio taps.
+func (m *mediaState) feedTaps(src *leg, now time.Time) {
+	if src.src == nil {
+		return
+	}
+	for _, t := range src.taps {
+		t.Audio(src.src.at(t.TapRate()), now)
+	}
+}
+
+// sendRTP sends one packet on dst's own stream and shows it to the packet taps; it reports
+// whether the packet went out.
+func (m *mediaState) sendRTP(dst *leg, h *rtpnet.RTPHeader, payload []byte, now time.Time) bool {
+	n, err := dst.rtp.SendRTP(h, payload, now)
+	if err != nil || n == 0 {
+		return false
+	}
+	for _, t := range m.packetTaps {
+		t.Packet(dst.ep, false, h, payload, now)
+	}
+	return true
+}
+
+// clockC is the media clock's channel (nil while no leg produces audio on its own).
+func (m *mediaState) clockC() <-chan time.Time {
+	if m.clockTimer == nil {
+		return nil
+	}
+	return m.clockTimer.C
+}
+
+// updateClock runs the media clock while some leg produces audio on its own and stops it
+// otherwise: an RTP-only session has no timer firing every 20 ms.
+func (m *mediaState) updateClock() {
+	need := false
+	for _, l := range m.legs {
+		need = need || (l.pcm != nil && l.ep.Direction().Sends())
+	}
+	switch {
+	case need && m.clockTimer == nil:
+		m.clock.reset()
+		m.clockTimer = time.NewTicker(frameInterval)
+	case !need && m.clockTimer != nil:
+		m.clockTimer.Stop()
+		m.clockTimer = nil
+	}
+}
+
+// clockTick reads the frames due from every PCM leg that sends and routes them.
+func (m *mediaState) clockTick(now time.Time) {
+	for n := m.clock.due(now); n > 0; n-- {
+		for _, l := range m.legs {
+			if l.pcm == nil || !l.ep.Direction().Sends() || !l.pcm.ReadFrame(l.frame, now) || l.src == nil {
 				continue
 			}
-			dstNeg, _ := dst.Negotiated()
-			h := m.header(dstNeg.PayloadType)
-			h.SequenceNumber, h.Timestamp, h.Marker = dst.Out().Map(key, in.Header.SequenceNumber, in.Header.Timestamp, in.Header.Marker, now)
-			if n, err := dst.SendRTP(h, in.Payload, now); err == nil && n > 0 {
-				m.s.mgr.metrics.PacketsRouted.Inc()
+			if err := l.src.setPiece(l.frame); err != nil {
+				m.s.mgr.metrics.TranscodeErrors.Inc()
 			}
+			for _, r := range m.routes[l] {
+				m.deliver(l, r, 0, false, now)
+			}
+			m.feedTaps(l, now)
 		}
 	}
 }
@@ -409,6 +586,9 @@ func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
 	for _, r := range m.routes[src] {
 		dst := r.dst.rtp
+		if dst == nil {
+			continue // PCM legs take no telephone-events
+		}
 		dstNeg, _ := dst.Negotiated()
 		if !dst.CanSend() || dstNeg.TelephoneEventPT == 0 {
 			continue
@@ -434,7 +614,7 @@ func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 		// so it is the source's, never the re-basing marker.
 		h.SequenceNumber, h.Timestamp, _ = dst.Out().Map(key, seq, ts, false, now)
 		payload := scaleDTMFDuration(m.scratch.S.DTMF[:], in.Payload, srcNeg.TelephoneEventClock, dstNeg.TelephoneEventClock)
-		_, _ = dst.SendRTP(h, payload, now)
+		m.sendRTP(r.dst, h, payload, now)
 	}
 }
 
@@ -444,13 +624,30 @@ func (m *mediaState) header(pt uint8) *rtpnet.RTPHeader {
 	return &m.hdr
 }
 
-// setState changes an endpoint's state and tells the client.
+// setState changes an endpoint's state and tells the client. A PCM leg that starts playing
+// or connects joins the routing table (§10).
 func (m *mediaState) setState(l *leg, st endpoint.State) {
+	wasMember := l.member()
 	if old, changed := l.ep.SetState(st); changed {
 		m.s.emit(protocol.EventEndpointStateChanged, map[string]string{
 			"endpoint_id": l.ep.ID().String(), "old_state": string(old), "new_state": string(st),
 		})
+		if l.pcm != nil && !wasMember && l.member() {
+			m.rebuild()
+		}
 	}
+}
+
+// codecName is the codec session.info and stats show for the leg: an RTP leg's send codec,
+// or what a PCM leg describes itself as (endpoint.CodecDescriber), else none.
+func (l *leg) codecName() string {
+	if l.rtp != nil {
+		return l.rtp.Codec()
+	}
+	if d, ok := l.ep.(endpoint.CodecDescriber); ok {
+		return d.CodecName()
+	}
+	return ""
 }
 
 // tick runs the per-endpoint timers: media timeout and RTCP reports.
@@ -458,6 +655,9 @@ func (m *mediaState) tick(now time.Time) {
 	for _, l := range m.legs {
 		l.ep.Tick(now)
 		ep := l.rtp
+		if ep == nil {
+			continue // media timeouts are about RTP peers
+		}
 		if _, ok := ep.Negotiated(); !ok || ep.TimedOut() || m.opts.MediaTimeout <= 0 {
 			continue
 		}
@@ -487,7 +687,15 @@ func (m *mediaState) close() {
 	}
 	m.mixers = nil
 	m.pipes.close()
+	if m.clockTimer != nil {
+		m.clockTimer.Stop()
+		m.clockTimer = nil
+	}
 	for _, l := range m.legs {
+		if l.src != nil {
+			l.src.close()
+			l.src = nil
+		}
 		l.ep.Close()
 		m.s.mgr.metrics.EndpointsActive.Dec()
 	}
@@ -513,7 +721,7 @@ func (m *mediaState) endpointInfos() []any {
 			Direction:    string(l.ep.Direction()),
 			State:        string(l.ep.State()),
 		}
-		if c := l.rtp.Codec(); c != "" {
+		if c := l.codecName(); c != "" {
 			info.Codec = &c
 		}
 		out = append(out, info)

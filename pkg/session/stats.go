@@ -75,6 +75,11 @@ func (m *mediaState) emitStats(now time.Time) {
 	out := make([]EndpointStats, 0, len(m.legs))
 	for _, l := range m.legs {
 		ep := l.rtp
+		if ep == nil {
+			// PCM legs have no RTP peer: no packet counters, only their state (§21).
+			out = append(out, EndpointStats{EndpointID: l.ep.ID().String(), Codec: l.codecName(), State: string(l.ep.State())})
+			continue
+		}
 		recv, send := ep.Receiver(), ep.Sender()
 		st := EndpointStats{
 			EndpointID: l.ep.ID().String(),

@@ -12,8 +12,9 @@ type routeMode uint8
 
 const (
 	modePassthrough routeMode = iota // same codec: rewrite the header only
-	modeTranscode                    // one source, another codec: a pipeline
+	modeTranscode                    // one source, another codec or a PCM source: an encoder
 	modeMix                          // two or more sources: the destination's mixer
+	modePCM                          // one source into a PCM leg: its audio at the leg's rate
 )
 
 // tsBridge maps a source's RTP timestamps into a generated stream's timeline, so packets that
@@ -64,12 +65,13 @@ func (s *lossState) update(dst *leg, enc lossProtected) error {
 	return enc.SetLossProtection(s.policy.Protection(neg.OpusFEC))
 }
 
-// pipeline is a cached transcoder for one (source, destination) pair with the numbering of the
-// stream it generates.
+// pipeline is the cached encoder of one (source, destination) pair: the source's shared
+// decode at rate feeds it, and it numbers the stream it generates.
 type pipeline struct {
 	m        *mediaState
 	src, dst *leg
-	tr       *codec.Transcoder
+	enc      *codec.StreamEncoder
+	rate     int // the input rate, taken from the source's decode
 	out      [][]byte
 	key      uint64 // source identity in the destination's OutStream
 	seq      uint16
@@ -79,24 +81,47 @@ type pipeline struct {
 	loss     lossState
 }
 
-func (p *pipeline) close() { p.tr.Close() }
+func (p *pipeline) close() { p.enc.Close() }
 
-// flush sends the last frame of a source that is gone (removed) to the destination, when this
-// pipeline is what feeds it: what the transcoder still held (see codec.Transcoder.Flush).
-func (p *pipeline) flush(now time.Time) {
-	active := false
-	for _, r := range p.m.routes[p.src] {
-		active = active || r.pipe == p
+// encoderRate is the rate a destination codec's encoder takes a source of srcRate at: the
+// codec's own rate, except that Opus takes the source's rate when libopus accepts it, since
+// it encodes narrower input far more cheaply (an 8 kHz G.711 source becomes narrowband Opus).
+func encoderRate(c codec.Codec, srcRate int) int {
+	if c != codec.Opus {
+		return c.SampleRate()
 	}
-	if !active || !p.dst.rtp.CanSend() {
+	if codec.OpusInputRate(srcRate) {
+		return srcRate
+	}
+	return 48000
+}
+
+// flushSource sends what the encoders fed by l still hold to their destinations when l goes
+// away (removed), so a destination hears the source to its end: the resampler's look-ahead of
+// the source's audio at each encoder's rate, then the encoder's partial frame.
+func (m *mediaState) flushSource(l *leg, now time.Time) {
+	if l.src == nil {
 		return
 	}
-	out, err := p.tr.Flush(p.out[:0])
-	p.out = out
-	if err != nil {
-		p.m.s.mgr.metrics.TranscodeErrors.Inc()
+	for _, r := range m.routes[l] {
+		if r.mode != modeTranscode || !r.dst.rtp.CanSend() {
+			continue
+		}
+		p := r.pipe
+		out := p.out[:0]
+		var err error
+		if tail := l.src.drain(p.rate); len(tail) > 0 {
+			out, err = p.enc.Encode(out, tail)
+		}
+		if err == nil {
+			out, err = p.enc.Flush(out)
+		}
+		p.out = out
+		if err != nil {
+			m.s.mgr.metrics.TranscodeErrors.Inc()
+		}
+		m.sendFrames(p.dst, p.key, &p.seq, &p.ts, out, now)
 	}
-	p.m.sendFrames(p.dst, p.key, &p.seq, &p.ts, out, now)
 }
 
 // pipelineCache is the per-session LRU of transcoders (transcode_cache_size entries).
@@ -117,11 +142,15 @@ func newPipelineCache(size int) *pipelineCache {
 // one when full). A creation failure is returned for the caller to count.
 func (c *pipelineCache) get(m *mediaState, src, dst *leg) (*pipeline, error) {
 	c.clock++
+	rate := encoderRate(dst.codec, src.nominalRate())
 	if p, ok := c.items[[2]*leg{src, dst}]; ok {
-		p.lastUse = c.clock
-		return p, nil
+		if p.enc.Codec() == dst.codec && p.rate == rate {
+			p.lastUse = c.clock
+			return p, nil
+		}
+		c.drop(p) // the destination renegotiated another codec
 	}
-	tr, err := codec.NewTranscoder(src.codec, dst.codec, m.codecOpts)
+	enc, err := codec.NewStreamEncoder(dst.codec, rate, m.codecOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +164,7 @@ func (c *pipelineCache) get(m *mediaState, src, dst *leg) (*pipeline, error) {
 		c.drop(oldest)
 	}
 	m.nextIndex++
-	p := &pipeline{m: m, src: src, dst: dst, tr: tr, lastUse: c.clock, key: uint64(m.nextIndex) << 32,
+	p := &pipeline{m: m, src: src, dst: dst, enc: enc, rate: rate, lastUse: c.clock, key: uint64(m.nextIndex) << 32,
 		dtmf: tsBridge{srcClock: uint32(src.codec.ClockRate()), dstClk: uint32(dst.codec.ClockRate())}}
 	c.items[[2]*leg{src, dst}] = p
 	return p, nil
@@ -146,15 +175,10 @@ func (c *pipelineCache) drop(p *pipeline) {
 	delete(c.items, [2]*leg{p.src, p.dst})
 }
 
-// dropLeg releases every pipeline from or to l (endpoint removed). A pipeline from l that
-// feeds a destination still there sends what it still held first (pipeline.flush), so the
-// destination hears the source to its end.
+// dropLeg releases every pipeline from or to l (endpoint removed; mediaState.flushSource has
+// sent what those from l still held).
 func (c *pipelineCache) dropLeg(l *leg) {
-	now := time.Now()
 	for k, p := range c.items {
-		if k[0] == l && k[1] != l {
-			p.flush(now)
-		}
 		if k[0] == l || k[1] == l {
 			c.drop(p)
 		}
@@ -167,20 +191,20 @@ func (c *pipelineCache) close() {
 	}
 }
 
-// transcode runs one audio packet through a pipeline and sends what comes out.
-func (m *mediaState) transcode(p *pipeline, in *inboundAudio, now time.Time) {
-	if err := p.loss.update(p.dst, p.tr); err != nil {
+// transcode encodes one piece of the source's decoded audio for a destination and sends what
+// comes out. ts is the source's RTP timestamp of the piece, when it has one.
+func (m *mediaState) transcode(p *pipeline, pcm []int16, ts uint32, hasTS bool, now time.Time) {
+	if err := p.loss.update(p.dst, p.enc); err != nil {
 		m.s.mgr.metrics.TranscodeErrors.Inc()
 	}
-	out, err := p.tr.Transcode(p.out[:0], in.payload, in.seq, in.ts)
+	out, err := p.enc.Encode(p.out[:0], pcm)
 	p.out = out
 	if err != nil {
-		// Frames appended before the error (concealment of an earlier gap) are still sent.
 		m.s.mgr.metrics.TranscodeErrors.Inc()
 	}
 	m.sendFrames(p.dst, p.key, &p.seq, &p.ts, out, now)
-	if len(out) > 0 {
-		p.dtmf.mark(in.ts, p.ts)
+	if len(out) > 0 && hasTS {
+		p.dtmf.mark(ts, p.ts)
 	}
 }
 
@@ -192,38 +216,33 @@ func (m *mediaState) sendFrames(dst *leg, key uint64, seq *uint16, ts *uint32, f
 	for _, frame := range frames {
 		*seq++
 		*ts += step
+		if m.audioPaused(dst, now) {
+			continue
+		}
 		h := m.header(neg.PayloadType)
 		h.SequenceNumber, h.Timestamp, h.Marker = dst.rtp.Out().Map(key, *seq, *ts, false, now)
-		if n, err := dst.rtp.SendRTP(h, frame, now); err == nil && n > 0 {
+		if m.sendRTP(dst, h, frame, now) {
 			m.s.mgr.metrics.PacketsRouted.Inc()
 		}
 	}
 }
 
-// inboundAudio is the part of an inbound packet the pipelines need.
-type inboundAudio struct {
-	payload []byte
-	seq     uint16
-	ts      uint32
-}
-
-// mixInput is one source of a mixer: its decoder and the PCM not yet mixed.
+// mixInput is one source of a mixer: its PCM not yet mixed (the source's shared decode at the
+// mixer's rate feeds it).
 type mixInput struct {
-	dec         *codec.StreamDecoder
-	pcm         []int16
 	pending     []int16
 	contributed bool
 	dtmf        tsBridge
 }
 
-// mixer serves a destination fed by two or more sources: every source is decoded to the mix
-// rate, summed with saturation and encoded once (PROTOCOL.md §11). A frame is emitted when a
-// source that already contributed to it sends again.
+// mixer serves a destination fed by two or more sources: every source's audio at the mix rate
+// is summed with saturation and encoded once (PROTOCOL.md §11), or handed to a PCM leg as it
+// is. A frame is emitted when a source that already contributed to it sends again.
 type mixer struct {
 	dst    *leg
 	rate   int
 	frame  int
-	enc    *codec.StreamEncoder
+	enc    *codec.StreamEncoder // nil for a PCM destination
 	inputs map[*leg]*mixInput
 	acc    []int32
 	pcm    []int16
@@ -235,37 +254,42 @@ type mixer struct {
 	loss   lossState
 }
 
-// mixRate is the rate a destination's mix runs at: its codec's rate, except that Opus is fed at
-// the widest source rate, since libopus encodes narrower input far more cheaply (§29).
+// mixRate is the rate a destination's mix runs at: a PCM leg's rate or its codec's rate,
+// except that Opus is fed at the widest source rate, since libopus encodes narrower input far
+// more cheaply (§29).
 func mixRate(dst *leg, sources []*leg) int {
+	if dst.pcm != nil {
+		return dst.pcm.Rate()
+	}
 	if dst.codec != codec.Opus {
 		return dst.codec.SampleRate()
 	}
 	rate := 8000
 	for _, s := range sources {
-		rate = max(rate, s.codec.SampleRate())
+		rate = max(rate, s.nominalRate())
 	}
-	return rate
+	return encoderRate(codec.Opus, rate)
 }
 
 func (m *mediaState) newMixer(dst *leg, sources []*leg) (*mixer, error) {
 	rate := mixRate(dst, sources)
-	enc, err := codec.NewStreamEncoder(dst.codec, rate, m.codecOpts)
-	if err != nil {
-		return nil, err
-	}
 	frame := rate * codec.FrameDuration / 1000
 	m.nextIndex++
-	mx := &mixer{dst: dst, rate: rate, frame: frame, enc: enc, inputs: make(map[*leg]*mixInput),
+	mx := &mixer{dst: dst, rate: rate, frame: frame, inputs: make(map[*leg]*mixInput),
 		acc: make([]int32, frame), pcm: make([]int16, frame), key: uint64(m.nextIndex) << 32}
-	for _, s := range sources {
-		dec, err := codec.NewStreamDecoder(s.codec, rate)
+	if dst.rtp != nil {
+		enc, err := codec.NewStreamEncoder(dst.codec, rate, m.codecOpts)
 		if err != nil {
-			mx.close()
 			return nil, err
 		}
-		mx.inputs[s] = &mixInput{dec: dec, pending: make([]int16, 0, 8*frame),
-			dtmf: tsBridge{srcClock: uint32(s.codec.ClockRate()), dstClk: uint32(dst.codec.ClockRate())}}
+		mx.enc = enc
+	}
+	for _, s := range sources {
+		in := &mixInput{pending: make([]int16, 0, 8*frame)}
+		if s.rtp != nil && dst.rtp != nil {
+			in.dtmf = tsBridge{srcClock: uint32(s.codec.ClockRate()), dstClk: uint32(dst.codec.ClockRate())}
+		}
+		mx.inputs[s] = in
 	}
 	return mx, nil
 }
@@ -274,23 +298,18 @@ func (mx *mixer) close() {
 	if mx.enc != nil {
 		mx.enc.Close()
 	}
-	for _, in := range mx.inputs {
-		in.dec.Close()
-	}
 }
 
-// mix adds one source packet to the destination's mix.
-func (m *mediaState) mix(mx *mixer, src *leg, in *inboundAudio, now time.Time) {
+// mix adds a piece of one source's audio (at the mix rate) to the destination's mix. ts is the
+// source's RTP timestamp of the piece, when it has one.
+func (m *mediaState) mix(mx *mixer, src *leg, pcm []int16, ts uint32, hasTS bool, now time.Time) {
 	input := mx.inputs[src]
 	if input == nil {
 		return
 	}
-	pcm, err := input.dec.Decode(input.pcm[:0], in.payload, in.seq, in.ts)
-	input.pcm = pcm
-	if err != nil {
-		m.s.mgr.metrics.TranscodeErrors.Inc()
+	if hasTS {
+		input.dtmf.mark(ts, mx.ts)
 	}
-	input.dtmf.mark(in.ts, mx.ts)
 	if free := cap(input.pending) - len(input.pending); len(pcm) > free {
 		// The source runs ahead of the others for longer than the buffer holds: drop its oldest
 		// audio rather than grow without bound.
@@ -327,6 +346,10 @@ func (m *mediaState) flushMix(mx *mixer, now time.Time) {
 		in.contributed = false
 	}
 	mx.active = false
+	if mx.enc == nil {
+		mx.dst.pcm.WriteFrame(mx.pcm, now)
+		return
+	}
 	if err := mx.loss.update(mx.dst, mx.enc); err != nil {
 		m.s.mgr.metrics.TranscodeErrors.Inc()
 	}
