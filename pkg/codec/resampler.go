@@ -55,7 +55,9 @@ func NewResampler(inRate, outRate int) (*Resampler, error) {
 // NewStreamResampler returns a resampler whose output starts with the filter's look-ahead in
 // zeros, so that every call returns exactly what its input is worth (see Resampler): a 20 ms
 // piece in is a 20 ms piece out, delayed by about 2 ms. Drain gives the held-back end.
-func NewStreamResampler(inRate, outRate int) (*Resampler, error) { return newStreamResampler(inRate, outRate) }
+func NewStreamResampler(inRate, outRate int) (*Resampler, error) {
+	return newStreamResampler(inRate, outRate)
+}
 
 // newStreamResampler is NewStreamResampler.
 func newStreamResampler(inRate, outRate int) (*Resampler, error) {

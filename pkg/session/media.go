@@ -146,8 +146,8 @@ type mediaState struct {
 	clockTimer *time.Ticker // running while a leg produces audio on its own
 	packetTaps []PacketTap
 
-	in    endpoint.Inbound // scratch for the packet path
-	hdr   rtpnet.RTPHeader // the header being sent (a local would escape through RTPMedia)
+	in  endpoint.Inbound // scratch for the packet path
+	hdr rtpnet.RTPHeader // the header being sent (a local would escape through RTPMedia)
 }
 
 func newMediaState(s *Session) *mediaState {
