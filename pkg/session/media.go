@@ -560,21 +560,26 @@ func (m *mediaState) updateClock() {
 	}
 }
 
-// clockTick reads the frames due from every PCM leg that sends and routes them.
+// clockTick produces the frames due on the media clock.
 func (m *mediaState) clockTick(now time.Time) {
 	for n := m.clock.due(now); n > 0; n-- {
-		for _, l := range m.legs {
-			if l.pcm == nil || !l.ep.Direction().Sends() || !l.pcm.ReadFrame(l.frame, now) || l.src == nil {
-				continue
-			}
-			if err := l.src.setPiece(l.frame); err != nil {
-				m.s.mgr.metrics.TranscodeErrors.Inc()
-			}
-			for _, r := range m.routes[l] {
-				m.deliver(l, r, 0, false, now)
-			}
-			m.feedTaps(l, now)
+		m.produceFrame(now)
+	}
+}
+
+// produceFrame reads the next 20 ms from every PCM leg that sends and routes it.
+func (m *mediaState) produceFrame(now time.Time) {
+	for _, l := range m.legs {
+		if l.pcm == nil || !l.ep.Direction().Sends() || !l.pcm.ReadFrame(l.frame, now) || l.src == nil {
+			continue
 		}
+		if err := l.src.setPiece(l.frame); err != nil {
+			m.s.mgr.metrics.TranscodeErrors.Inc()
+		}
+		for _, r := range m.routes[l] {
+			m.deliver(l, r, 0, false, now)
+		}
+		m.feedTaps(l, now)
 	}
 }
 

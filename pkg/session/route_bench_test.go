@@ -61,21 +61,7 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 		}
 	}()
 	mk := func(peer *net.UDPConn, format string) *endpoint.RTP {
-		ep, err := endpoint.NewRTP(uuid.New(), endpoint.SendRecv, ports, nil, &s.media.scratch, time.Now())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-			"m=audio " + strconv.Itoa(peer.LocalAddr().(*net.UDPAddr).Port) + " RTP/AVP " + format + "\r\n"
-		d, err := sdp.Parse([]byte(offer))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if _, err := ep.AnswerOffer(d, nil); err != nil {
-			tb.Fatal(err)
-		}
-		s.media.add(ep, time.Now())
-		return ep
+		return addFixtureLeg(tb, s, ports, endpoint.SendRecv, peer, format)
 	}
 	f.a, f.b = mk(peerA, "0"), mk(f.peerB, dstFormat)
 	if mix {
@@ -84,6 +70,57 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 	f.src = peerA.LocalAddr().(*net.UDPAddr).AddrPort()
 	f.packet, _ = (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 42}, Payload: make([]byte, 160)}).Marshal()
 	return f
+}
+
+// addFixtureLeg adds to s a plain RTP leg answering an offer from peer with format (the m=
+// line's format list plus rtpmap lines).
+func addFixtureLeg(tb testing.TB, s *Session, ports *rtpnet.PortAllocator, dir endpoint.Direction, peer *net.UDPConn, format string) *endpoint.RTP {
+	tb.Helper()
+	ep, err := endpoint.NewRTP(uuid.New(), dir, ports, nil, &s.media.scratch, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio " + strconv.Itoa(peer.LocalAddr().(*net.UDPAddr).Port) + " RTP/AVP " + format + "\r\n"
+	d, err := sdp.Parse([]byte(offer))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := ep.AnswerOffer(d, nil); err != nil {
+		tb.Fatal(err)
+	}
+	s.media.add(ep, time.Now())
+	return ep
+}
+
+// newClockFixture is a session (without its loop) where a 48 kHz PCM tone leg feeds one RTP
+// leg of dstFormat whose far end is a UDP socket on 127.0.0.1.
+func newClockFixture(tb testing.TB, dstFormat string) (*Session, *endpoint.RTP) {
+	tb.Helper()
+	ports, err := rtpnet.NewPortAllocator(netip.MustParseAddr("127.0.0.1"), 33000, 33999)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mgr := NewManager(Options{Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New())
+	s := newSession(mgr, nil)
+	s.media.scratch.Borrow()
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { peer.Close(); s.media.close(); mgr.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := peer.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+		}
+	}()
+	dst := addFixtureLeg(tb, s, ports, endpoint.RecvOnly, peer, dstFormat)
+	s.media.add(newToneLeg(endpoint.SendOnly, 48000, 1000), time.Now())
+	return s, dst
 }
 
 // inject hands one packet to the session's packet path as a reader would.
@@ -121,6 +158,40 @@ func TestRoutingPathDoesNotAllocate(t *testing.T) {
 			}
 			if got := f.b.Sender().Packets(); got < 500 {
 				t.Fatalf("destination sent %d packets", got)
+			}
+		})
+	}
+}
+
+// The media clock's frame path — a PCM leg's frame resampled and encoded for an RTP leg —
+// allocates nothing in steady state.
+func TestClockFrameDoesNotAllocate(t *testing.T) {
+	for _, tc := range routeCases[1:3] {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dst := newClockFixture(t, tc.format)
+			for i := 0; i < 50; i++ {
+				s.media.produceFrame(time.Now())
+			}
+			allocs := testing.AllocsPerRun(300, func() { s.media.produceFrame(time.Now()) })
+			if allocs != 0 {
+				t.Fatalf("clock frame path allocates %.1f times per frame", allocs)
+			}
+			if got := dst.Sender().Packets(); got < 300 {
+				t.Fatalf("destination sent %d packets", got)
+			}
+		})
+	}
+}
+
+// BenchmarkClockFrame measures one 20 ms frame of a 48 kHz PCM leg (file, tone, bridge) routed
+// to an RTP leg: resampling, encoding and one UDP send.
+func BenchmarkClockFrame(b *testing.B) {
+	for _, tc := range append([]struct{ name, format string }{{"PCMU", "0"}}, struct{ name, format string }{"G722", "9"}, struct{ name, format string }{"opus", "111\r\na=rtpmap:111 opus/48000/2"}) {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _ := newClockFixture(b, tc.format)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.media.produceFrame(time.Now())
 			}
 		})
 	}
