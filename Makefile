@@ -15,7 +15,7 @@ GO_CGO = CGO_CFLAGS="-O2 -g -DRTPBRIDGE_FFMPEG_STAMP=$$(cat $(FFMPEG_PREFIX)/.st
 BIN := bin/rtpbridge
 # Debian packages the tests use as independent peers and judges (RUNLEVEL=1 keeps their
 # daemons from being started by the install).
-TEST_TOOLS := ffmpeg tshark espeak-ng prometheus nginx-light
+TEST_TOOLS := ffmpeg tshark espeak-ng prometheus nginx-light sox chromium
 FUZZTIME ?= 10s
 BENCHTIME ?= 1s
 
@@ -53,7 +53,7 @@ lint: ffmpeg
 
 # Packages whose zero-allocation checks need a run without the race detector, whose
 # instrumentation distorts allocation counts.
-ALLOC_PKGS := ./pkg/codec ./pkg/rtpnet ./pkg/rtpstats ./pkg/sdes ./pkg/session
+ALLOC_PKGS := ./pkg/codec ./pkg/rtpnet ./pkg/rtpstats ./pkg/sdes ./pkg/session ./pkg/endpoint/webrtc ./pkg/recording
 
 ## test: gofmt check, go vet, the allocation checks, then every test under the race detector
 test: ffmpeg test-tools lint

@@ -38,6 +38,7 @@ type call struct {
 	conns   [2]*net.UDPConn // peer A, peer B
 	streams [2]*stream      // A→B (sent by peer A), B→A (sent by peer B)
 	recvs   [2]*receiver    // A→B (read by peer B), B→A (read by peer A)
+	webrtc  *webrtcLeg      // leg A's WebRTC client (-webrtc-a), nil otherwise
 }
 
 // offerSDP is a SIP-phone-like offer for one codec with RTCP multiplexed on the RTP port (so
@@ -116,6 +117,12 @@ func (r *runner) setup(ctx context.Context, c *call) (string, error) {
 		c.conns[i] = conn
 		_ = conn.SetReadBuffer(1 << 20)
 		port := conn.LocalAddr().(*net.UDPAddr).Port
+		if i == 0 && r.cfg.WebRTCA {
+			if c.webrtc, remotes[i], err = newWebRTCLeg(ctx, c.ctl, spec.codec, conn); err != nil {
+				return "webrtc", err
+			}
+			continue
+		}
 		var res struct {
 			EndpointID string `json:"endpoint_id"`
 			SDPAnswer  string `json:"sdp_answer"`
@@ -132,6 +139,9 @@ func (r *runner) setup(ctx context.Context, c *call) (string, error) {
 			return "answer", fmt.Errorf("answer chose payload type %d, offered %s as %d", pt, spec.codec, spec.codec.PayloadType())
 		}
 		remotes[i] = addr
+	}
+	if err := r.startRecording(ctx, c); err != nil {
+		return "recording.start", err
 	}
 
 	// Leg X's peer sends to leg X; what it sends comes out at the other peer.
@@ -210,6 +220,9 @@ func (c *call) teardown() error {
 			err = c.ctl.call(context.Background(), destroyTimeout, "session.destroy", nil, nil)
 		}
 		c.ctl.close()
+	}
+	if c.webrtc != nil {
+		c.webrtc.close()
 	}
 	for _, conn := range c.conns {
 		if conn != nil {

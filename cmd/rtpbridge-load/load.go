@@ -27,6 +27,9 @@ type loadConfig struct {
 	ServerCPU     *cpuProbe // nil: server CPU not measured
 	InProcess     bool      // the server runs inside this process (tests)
 	Progress      io.Writer // progress lines; nil = none
+	WebRTCA       bool      // leg A is a WebRTC client (webrtc.go)
+	Record        string    // "", or every call's session is recorded: pcap, wav or ogg (recording.go)
+	RecordDir     string    // the server's recording_dir, where -record files go
 }
 
 // runner holds the state of one run.
@@ -134,6 +137,9 @@ func runLoad(ctx context.Context, cfg loadConfig) (*result, error) {
 	res.MediaSeconds = float64(len(wav.Samples)) / float64(wav.Rate)
 	res.MediaRate = wav.Rate
 	res.FramesA, res.FramesB = len(r.legA.payloads), len(r.legB.payloads)
+	if cfg.WebRTCA {
+		res.CodecA += " (WebRTC)"
+	}
 
 	r.pacer = newPacer(r.clk, r.win)
 	go r.pacer.run()

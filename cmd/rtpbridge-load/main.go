@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -55,6 +56,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		asJSON   = fs.Bool("json", false, "print the summary as JSON")
 		verbose  = fs.Bool("v", false, "show progress and the spawned server's log on stderr")
 		cpuProf  = fs.String("cpuprofile", "", "write this tool's own CPU profile to the file")
+		wsAudio  = fs.Bool("wsaudio", false, "instead of RTP calls: -calls voice bots on WebSocket audio endpoints, each with a PCMU phone in its session, audio both ways; reports server CPU per call")
+		wsRate   = fs.Int("ws-rate", 16000, "with -wsaudio: the bots' sample rate (8000, 16000 or 48000)")
+		webrtcA  = fs.Bool("webrtc-a", false, "leg A is a WebRTC client (pion in this process: ICE, DTLS-SRTP, like a browser) speaking -codec-a; leg B stays a plain RTP phone")
+		record   = fs.String("record", "", "record every call's whole session: pcap, wav (one channel per party) or ogg; compare server CPU and RSS with a run without")
+		recDir   = fs.String("record-dir", "", "with -record and -server: the server's recording_dir (a spawned server's is known)")
 		idle     = fs.Bool("idle", false, "instead of calls: open -calls sessions with two RTP legs each and no media, and report the server's RSS, heap and goroutines per endpoint (from its /metrics)")
 	)
 	fs.Usage = func() {
@@ -112,7 +118,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	cfg := loadConfig{
 		URL: *server, Calls: *calls, Duration: *duration, Ramp: *ramp, Settle: *settle, Grace: *grace,
-		CodecA: a, CodecB: b, Media: *media, Bidirectional: *bidi, Progress: progress,
+		CodecA: a, CodecB: b, Media: *media, Bidirectional: *bidi, Progress: progress, WebRTCA: *webrtcA,
+		Record: *record, RecordDir: *recDir,
+	}
+	if err := checkRecord(cfg.Record, cfg.RecordDir, *spawn != ""); err != nil {
+		return fail(err)
 	}
 	serverPID := *pid
 	if *spawn != "" {
@@ -121,10 +131,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			logTo = stderr
 		}
 		var err error
-		if srv, err = spawnServer(*spawn, *calls, logTo); err != nil {
+		sized := *calls
+		if *wsAudio {
+			sized *= 2 // a control and an audio connection per call
+		}
+		if srv, err = spawnServer(*spawn, sized, logTo); err != nil {
 			return fail(err)
 		}
 		cfg.URL = "ws://" + srv.addr + "/"
+		if cfg.RecordDir == "" {
+			cfg.RecordDir = filepath.Join(srv.dir, "recordings")
+		}
 		serverPID = srv.pid()
 		if progress != nil {
 			fmt.Fprintf(progress, "rtpbridge-load: spawned %s pid %d on %s\n", *spawn, serverPID, srv.addr)
@@ -156,6 +173,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			text(stdout)
 		}
+	}
+
+	if *wsAudio {
+		res, err := runWSAudio(ctx, wsAudioConfig{URL: cfg.URL, Calls: *calls, Rate: *wsRate, Duration: *duration,
+			Ramp: *ramp, Settle: *settle, Progress: progress, ServerCPU: cfg.ServerCPU})
+		if res != nil {
+			finish(res, func(w io.Writer) { writeWSAudio(w, res) })
+		} else {
+			finish(nil, nil)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return 0
 	}
 
 	if *idle {

@@ -24,6 +24,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "pcap2wav" {
+		return pcap2wav(args[1:], os.Stdout, os.Stderr)
+	}
 	cfg, warnings, err := config.Load(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

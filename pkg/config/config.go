@@ -41,6 +41,10 @@ type Config struct {
 	// RTPPortRange is `rtp_port_range`: inclusive [start, end] for plain RTP
 	// (even port RTP, next odd port RTCP).
 	RTPPortRange [2]int
+	// WebRTCPortRange is `webrtc_port_range` (PROTOCOL.md §35): inclusive
+	// [start, end] for WebRTC endpoints' sockets, one port each. [0, 0] (the
+	// default, "unset") takes them from rtp_port_range.
+	WebRTCPortRange [2]int
 	// RTPSourceNetworks is `rtp_source_networks` (PROTOCOL.md §0 D24): who
 	// may latch a leg's media source. ["*"] (the default) any source; []
 	// only the address in the peer's SDP; otherwise CIDR prefixes or single
@@ -100,8 +104,27 @@ type Config struct {
 	// OpusComplexity is `opus_complexity` (PROTOCOL.md §29): libopus
 	// encoder complexity 0..=10.
 	OpusComplexity int
+	// WSAudioBufferMs is `ws_audio_buffer_ms` (PROTOCOL.md §30): how much
+	// inbound WebSocket audio waits for playout before the oldest is dropped.
+	WSAudioBufferMs int
+	// InbandDTMF is `inband_dtmf` (PROTOCOL.md §31): which legs get in-band
+	// DTMF detection: "auto" (those without telephone-event), "always" (every
+	// RTP/WebRTC leg) or "off".
+	InbandDTMF string
 	// MaxFileDownloadBytes is `max_file_download_bytes`.
 	MaxFileDownloadBytes int64
+	// FileDownloadOrigins is `file_download_origins` (PROTOCOL.md §34):
+	// scheme://host[:port] origins URL playback may fetch from; empty means
+	// any public origin.
+	FileDownloadOrigins []string
+	// FileDownloadNetworks is `file_download_networks` (PROTOCOL.md §34):
+	// CIDR prefixes of private, loopback, link-local or special-use networks
+	// that URL playback may nevertheless reach; empty refuses them all.
+	FileDownloadNetworks []string
+	// MaxCacheEntries and MaxCacheBytes are `max_cache_entries` and
+	// `max_cache_bytes` (PROTOCOL.md §34): the URL cache's bounds.
+	MaxCacheEntries int
+	MaxCacheBytes   int64
 	// MaxRecordingDownloadBytes is `max_recording_download_bytes`.
 	MaxRecordingDownloadBytes int64
 	// LogLevel is `log_level`: the raw filter text, e.g. "info" or
@@ -140,7 +163,13 @@ func Default() *Config {
 		TranscodeCacheSize:        64,
 		RecordingChannelSize:      1000,
 		OpusComplexity:            9,
+		WSAudioBufferMs:           60000,
+		InbandDTMF:                "auto",
 		MaxFileDownloadBytes:      104857600,
+		FileDownloadOrigins:       []string{},
+		FileDownloadNetworks:      []string{},
+		MaxCacheEntries:           1000,
+		MaxCacheBytes:             1073741824,
 		MaxRecordingDownloadBytes: 536870912,
 		LogLevel:                  DefaultLogLevel,
 	}

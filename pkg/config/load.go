@@ -64,6 +64,21 @@ func keyDefs() []keyDef {
 			}
 			return "", nil
 		}},
+		{"webrtc_port_range", func(c *Config, v any) (string, error) {
+			const rule = "must be an array of two integers [start, end]"
+			arr, ok := v.([]any)
+			if !ok || len(arr) != 2 {
+				return rule, nil
+			}
+			for i, e := range arr {
+				n, ok := e.(int64)
+				if !ok || n < math.MinInt || n > math.MaxInt {
+					return rule, nil
+				}
+				c.WebRTCPortRange[i] = int(n)
+			}
+			return "", nil
+		}},
 		{"rtp_source_networks", func(c *Config, v any) (string, error) {
 			const rule = `must be an array of strings ("*", CIDR prefixes or IP addresses)`
 			arr, ok := v.([]any)
@@ -103,10 +118,16 @@ func keyDefs() []keyDef {
 		intKey("critical_event_channel_size", func(c *Config) *int { return &c.CriticalEventChannelSize }),
 		intKey("transcode_cache_size", func(c *Config) *int { return &c.TranscodeCacheSize }),
 		int64Key("max_file_download_bytes", func(c *Config) *int64 { return &c.MaxFileDownloadBytes }),
+		stringsKey("file_download_origins", func(c *Config) *[]string { return &c.FileDownloadOrigins }),
+		stringsKey("file_download_networks", func(c *Config) *[]string { return &c.FileDownloadNetworks }),
+		intKey("max_cache_entries", func(c *Config) *int { return &c.MaxCacheEntries }),
+		int64Key("max_cache_bytes", func(c *Config) *int64 { return &c.MaxCacheBytes }),
 		int64Key("max_recording_download_bytes", func(c *Config) *int64 { return &c.MaxRecordingDownloadBytes }),
 		intKey("recording_channel_size", func(c *Config) *int { return &c.RecordingChannelSize }),
 		stringKey("log_level", func(c *Config) *string { return &c.LogLevel }),
 		intKey("opus_complexity", func(c *Config) *int { return &c.OpusComplexity }),
+		intKey("ws_audio_buffer_ms", func(c *Config) *int { return &c.WSAudioBufferMs }),
+		stringKey("inband_dtmf", func(c *Config) *string { return &c.InbandDTMF }),
 	}
 }
 
@@ -144,6 +165,27 @@ func int64Key(name string, field func(*Config) *int64) keyDef {
 			return "must be an integer, not " + tomlTypeName(v), nil
 		}
 		*field(c) = n
+		return "", nil
+	}}
+}
+
+// stringsKey is a key holding an array of strings.
+func stringsKey(name string, field func(*Config) *[]string) keyDef {
+	return keyDef{name, func(c *Config, v any) (string, error) {
+		const rule = "must be an array of strings"
+		arr, ok := v.([]any)
+		if !ok {
+			return rule, nil
+		}
+		out := make([]string, 0, len(arr))
+		for _, e := range arr {
+			s, ok := e.(string)
+			if !ok {
+				return rule, nil
+			}
+			out = append(out, s)
+		}
+		*field(c) = out
 		return "", nil
 	}}
 }

@@ -28,6 +28,7 @@ func TestLoadFileEveryKey(t *testing.T) {
 listen = "127.0.0.1:9200, [::1]:9201"
 media_ip = "192.0.2.7"
 rtp_port_range = [20000, 20999]
+webrtc_port_range = [21000, 21999]
 rtp_source_networks = ["10.0.0.0/8", "192.0.2.17"]
 disconnect_timeout_secs = 31
 shutdown_max_wait_secs = 301
@@ -51,10 +52,16 @@ event_channel_size = 257
 critical_event_channel_size = 65
 transcode_cache_size = 65
 max_file_download_bytes = 104857601
+file_download_origins = ["https://media.example.com"]
+file_download_networks = ["10.1.0.0/16"]
+max_cache_entries = 1001
+max_cache_bytes = 1073741825
 max_recording_download_bytes = 536870913
 recording_channel_size = 1001
 log_level = "warn,rtpbridge=debug"
 opus_complexity = 5
+ws_audio_buffer_ms = 30000
+inband_dtmf = "always"
 `)
 	got, err := LoadFile(p)
 	if err != nil {
@@ -64,6 +71,7 @@ opus_complexity = 5
 		Listen:                    []string{"127.0.0.1:9200", "[::1]:9201"},
 		MediaIP:                   netip.MustParseAddr("192.0.2.7"),
 		RTPPortRange:              [2]int{20000, 20999},
+		WebRTCPortRange:           [2]int{21000, 21999},
 		RTPSourceNetworks:         []string{"10.0.0.0/8", "192.0.2.17"},
 		DisconnectTimeoutSecs:     31,
 		ShutdownMaxWaitSecs:       301,
@@ -87,10 +95,16 @@ opus_complexity = 5
 		CriticalEventChannelSize:  65,
 		TranscodeCacheSize:        65,
 		MaxFileDownloadBytes:      104857601,
+		FileDownloadOrigins:       []string{"https://media.example.com"},
+		FileDownloadNetworks:      []string{"10.1.0.0/16"},
+		MaxCacheEntries:           1001,
+		MaxCacheBytes:             1073741825,
 		MaxRecordingDownloadBytes: 536870913,
 		RecordingChannelSize:      1001,
 		LogLevel:                  "warn,rtpbridge=debug",
 		OpusComplexity:            5,
+		WSAudioBufferMs:           30000,
+		InbandDTMF:                "always",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("LoadFile:\n got %+v\nwant %+v", got, want)

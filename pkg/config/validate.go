@@ -73,6 +73,12 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 
 	// rtp_source_networks
+	if _, err := ParseDownloadNetworks(c.FileDownloadNetworks); err != nil {
+		fail("file_download_networks", fmt.Sprintf("%q", c.FileDownloadNetworks), "each entry must be a CIDR prefix or an IP address", err)
+	}
+	if err := checkOrigins(c.FileDownloadOrigins); err != nil {
+		fail("file_download_origins", fmt.Sprintf("%q", c.FileDownloadOrigins), "each entry must be scheme://host[:port] with scheme http or https", err)
+	}
 	if _, err := rtpnet.ParseSourcePolicy(c.RTPSourceNetworks); err != nil {
 		fail("rtp_source_networks", fmt.Sprintf("%q", c.RTPSourceNetworks), `each entry must be "*", a CIDR prefix or an IP address`, err)
 	}
@@ -94,6 +100,23 @@ func (c *Config) Validate() (warnings []string, err error) {
 		if r.bad {
 			fail("rtp_port_range", rangeValue, r.rule, nil)
 			rangeOK = false
+		}
+	}
+
+	// webrtc_port_range: [0, 0] is unset (§35: ports come from rtp_port_range).
+	if w := c.WebRTCPortRange; w != [2]int{} {
+		value := fmt.Sprintf("[%d, %d]", w[0], w[1])
+		for _, r := range []struct {
+			bad  bool
+			rule string
+		}{
+			{w[0] > w[1], "start must be <= end"},
+			{w[0] < 1024 || w[1] < 1024, "start and end must both be >= 1024 ([0, 0] means unset)"},
+			{w[1] > 65535, "end must be <= 65535"},
+		} {
+			if r.bad {
+				fail("webrtc_port_range", value, r.rule, nil)
+			}
 		}
 	}
 
@@ -123,9 +146,12 @@ func (c *Config) Validate() (warnings []string, err error) {
 		{"critical_event_channel_size", int64(c.CriticalEventChannelSize), 1, math.MaxInt64},
 		{"transcode_cache_size", int64(c.TranscodeCacheSize), 1, math.MaxInt64},
 		{"max_file_download_bytes", c.MaxFileDownloadBytes, 0, math.MaxInt64},
+		{"max_cache_entries", int64(c.MaxCacheEntries), 1, math.MaxInt64},
+		{"max_cache_bytes", c.MaxCacheBytes, 1, math.MaxInt64},
 		{"max_recording_download_bytes", c.MaxRecordingDownloadBytes, 0, math.MaxInt64},
 		{"recording_channel_size", int64(c.RecordingChannelSize), 1, math.MaxInt64},
 		{"opus_complexity", int64(c.OpusComplexity), 0, 10},
+		{"ws_audio_buffer_ms", int64(c.WSAudioBufferMs), 20, 3600000},
 	} {
 		if rule := intRule(k.v, k.lo, k.hi); rule != "" {
 			fail(k.key, strconv.FormatInt(k.v, 10), rule, nil)
@@ -152,6 +178,11 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 
 	// log_level
+	switch c.InbandDTMF {
+	case "auto", "always", "off":
+	default:
+		fail("inband_dtmf", strconv.Quote(c.InbandDTMF), `must be "auto", "always" or "off"`, nil)
+	}
 	if _, lerr := ParseLogLevel(c.LogLevel); lerr != nil {
 		fail("log_level", strconv.Quote(c.LogLevel), "must be a valid log filter (trace, debug, info, warn, error, or directives like \"warn,rtpbridge=debug\")", lerr)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,9 @@ type Options struct {
 	WriteWait time.Duration
 	// RecordingsHandler serves /recordings routes; nil means 404 for them.
 	RecordingsHandler http.Handler
+	// AudioHandler takes WebSocket upgrades on /audio/<connect_token> (PROTOCOL.md §30); nil
+	// treats them as control connections.
+	AudioHandler http.Handler
 }
 
 // Server dispatches WebSocket requests and HTTP routes. It implements http.Handler.
@@ -101,6 +105,10 @@ func New(opts Options, mgr *session.Manager, m *metrics.Metrics, log *slog.Logge
 // Every answer that is not a completed upgrade closes the connection (§2.1, §24).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if websocket.IsWebSocketUpgrade(r) {
+		if s.opts.AudioHandler != nil && strings.HasPrefix(r.URL.Path, "/audio/") {
+			s.opts.AudioHandler.ServeHTTP(w, r) // a WebSocket audio endpoint's socket (§30)
+			return
+		}
 		// Headers must not be set on w before the upgrade: melody passes w.Header() to the
 		// upgrader as the 101's extra headers. Failures set Connection: close in Upgrader.Error.
 		if err := s.ws.HandleRequest(w, r); err != nil {

@@ -107,3 +107,10 @@ type Relay interface {
 type CodecDescriber interface {
 	CodecName() string
 }
+
+// RTCPObservable is implemented by legs that send RTCP reports of their own (plain RTP): the
+// session registers fn to see each report as sent, before encryption, for its packet taps
+// (PCAP recording, PROTOCOL.md §17). fn runs under the session's lock and must not keep b.
+type RTCPObservable interface {
+	ObserveRTCP(fn func(b []byte, now time.Time))
+}

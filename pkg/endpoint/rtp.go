@@ -136,9 +136,11 @@ type RTP struct {
 	// codec's and telephone-event's): anything else is rejected (D24).
 	allowedPT [2]uint64
 
-	sink    Sink
-	readers [2]socketReader
-	closed  bool
+	sink Sink
+	// rtcpSent sees each report sent, in the clear (RTCPObservable); nil when nobody asked.
+	rtcpSent func(b []byte, now time.Time)
+	readers  [2]socketReader
+	closed   bool
 }
 
 // NewRTP allocates a port pair for a new leg. Nothing is read until Start. sources says who may
@@ -484,7 +486,7 @@ const (
 type Inbound struct {
 	Kind    InboundKind
 	Header  rtpnet.RTPHeader
-	Payload []byte
+	Payload []byte        // RTP: the payload; RTCP: the whole compound, decrypted
 	DTMF    bool          // the payload type is the negotiated telephone-event
 	Bye     *rtpstats.Bye // a BYE in the RTCP compound
 	First   bool          // the first valid RTP packet ever
@@ -611,8 +613,12 @@ func (e *RTP) receiveRTCP(b []byte, src netip.AddrPort, now time.Time, in *Inbou
 			e.send.OnReportBlock(rb, now)
 		}
 	}
-	in.Kind, in.Bye = InboundRTCP, c.Bye
+	in.Kind, in.Bye, in.Payload = InboundRTCP, c.Bye, b
 }
+
+// ObserveRTCP registers fn to see every RTCP report the leg sends, before encryption
+// (RTCPObservable).
+func (e *RTP) ObserveRTCP(fn func(b []byte, now time.Time)) { e.rtcpSent = fn }
 
 // SendRTP sends one RTP packet with the given header (SSRC is ours) and payload to the peer.
 // It returns the number of payload bytes sent, 0 when the peer is unknown.
@@ -657,6 +663,9 @@ func (e *RTP) Tick(now time.Time) {
 		return
 	}
 	pkt := e.scratch.S.rtcp[:n]
+	if e.rtcpSent != nil {
+		e.rtcpSent(pkt, now)
+	}
 	if e.srtp != nil {
 		if pkt, err = e.srtp.ProtectRTCP(e.scratch.S.cipher[:0], pkt); err != nil {
 			return

@@ -23,6 +23,7 @@ const (
 	CodeEndpointError       = "ENDPOINT_ERROR"
 	CodeRecordingError      = "RECORDING_ERROR"
 	CodeVADError            = "VAD_ERROR"
+	CodeFaxDetectError      = "FAX_DETECT_ERROR"
 	CodeTransferFailed      = "TRANSFER_FAILED"
 	CodeStatsError          = "STATS_ERROR"
 	CodeInternalError       = "INTERNAL_ERROR"
@@ -63,14 +64,26 @@ const (
 	EventSessionOrphaned       = "session.orphaned"
 	EventEventsDropped         = "events.dropped"
 	EventSerializationFallback = "error"
+	// WebSocket audio endpoints (§30), all critical.
+	EventWSConnected      = "endpoint.ws.connected"
+	EventWSConnectTimeout = "endpoint.ws.connect_timeout"
+	EventWSDisconnected   = "endpoint.ws.disconnected"
 )
 
 // IsCritical reports whether an event travels on the critical queue (PROTOCOL.md §9).
 func IsCritical(event string) bool {
 	switch event {
 	case EventEndpointStateChanged, EventRecordingStopped, EventFileFinished,
-		EventSessionIdleTimeout, EventSessionEmptyTimeout:
+		EventSessionIdleTimeout, EventSessionEmptyTimeout,
+		EventWSConnected, EventWSConnectTimeout, EventWSDisconnected:
 		return true
 	}
 	return false
 }
+
+// Events of fax tone detection (PROTOCOL.md §31).
+const (
+	EventFaxCNGDetected = "fax.cng_detected"
+	EventFaxCEDDetected = "fax.ced_detected"
+	EventFaxError       = "fax.error"
+)

@@ -33,7 +33,7 @@ func TestHTTPRoutes(t *testing.T) {
 		{"GET", "/sessions/not-a-uuid", 400, `{"error":"invalid session ID"}`},
 		{"GET", "/sessions/" + uuid.NewString(), 404, `{"error":"session not found"}`},
 		{"GET", "/nope", 404, `{"error":"not found"}`},
-		{"GET", "/recordings", 404, `{"error":"not found"}`},
+		{"GET", "/recordings/missing.pcap", 404, `{"error":"recording not found"}`},
 		{"POST", "/health", 405, `{"error":"method not allowed"}`},
 		{"HEAD", "/ready", 405, ""},
 		{"DELETE", "/sessions", 405, `{"error":"method not allowed"}`},

@@ -10,15 +10,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/rtpbridge/rtpbridge/pkg/config"
 	"github.com/rtpbridge/rtpbridge/pkg/control"
+	"github.com/rtpbridge/rtpbridge/pkg/endpoint/webrtc"
 	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
 	"github.com/rtpbridge/rtpbridge/pkg/metrics"
+	"github.com/rtpbridge/rtpbridge/pkg/playback"
+	"github.com/rtpbridge/rtpbridge/pkg/recording"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 	"github.com/rtpbridge/rtpbridge/pkg/session"
+	"github.com/rtpbridge/rtpbridge/pkg/wsaudio"
 )
 
 // Tuning adjusts internals that the configuration file does not expose. Tests use it to shorten
@@ -30,6 +35,12 @@ type Tuning struct {
 	BeforeCommand func(method string)
 	// HTTP replaces the control listener's HTTP deadlines field by field where > 0.
 	HTTP HTTPTimeouts
+	// RecordingFile, when set, replaces each new recording's file with the one it returns: a
+	// pipe nobody reads is a disk that never finishes a write, /dev/full one that is full.
+	RecordingFile func(created *os.File) *os.File
+	// WSAudio shortens the audio socket timers (connect timeout, ping, pong and write waits)
+	// where > 0; its BufferMs and MaxMessageBytes are ignored (configuration sets them).
+	WSAudio wsaudio.Options
 }
 
 // HTTPTimeouts bound every wait of the control listener's HTTP server, so that no connection
@@ -82,6 +93,7 @@ type Server struct {
 	ctrl    *control.Server
 
 	poller    *mediaio.Poller
+	playback  *playback.Service
 	listeners []net.Listener
 	timeouts  HTTPTimeouts
 	https     []*http.Server
@@ -102,12 +114,43 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtp_port_range: %w", err)
 	}
+	var webrtcRange *[2]int
+	if cfg.WebRTCPortRange != [2]int{} {
+		webrtcRange = &cfg.WebRTCPortRange
+	}
+	webrtcPorts, err := webrtc.NewPorts(cfg.MediaIP, webrtcRange, cfg.RTPPortRange)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc_port_range: %w", err)
+	}
+	audioOpts := tune.WSAudio
+	audioOpts.BufferMs, audioOpts.MaxMessageBytes = cfg.WSAudioBufferMs, int64(cfg.WSMaxMessageSizeKB)*1024
+	audio := wsaudio.NewHub(audioOpts, log)
 	sources, err := rtpnet.ParseSourcePolicy(cfg.RTPSourceNetworks)
 	if err != nil {
 		return nil, fmt.Errorf("rtp_source_networks: %w", err)
 	}
+	downloadNets, err := config.ParseDownloadNetworks(cfg.FileDownloadNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("file_download_networks: %w", err)
+	}
+	play, err := playback.New(playback.Config{
+		MediaDir:               cfg.MediaDir,
+		CacheDir:               cfg.CacheDir,
+		CacheCleanupInterval:   secs(cfg.CacheCleanupIntervalSecs),
+		MaxConcurrentDownloads: cfg.MaxConcurrentDownloads,
+		MaxFileDownloadBytes:   cfg.MaxFileDownloadBytes,
+		MaxCacheEntries:        cfg.MaxCacheEntries,
+		MaxCacheBytes:          cfg.MaxCacheBytes,
+		DownloadOrigins:        cfg.FileDownloadOrigins,
+		DownloadNetworks:       downloadNets,
+		Log:                    log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	poller, err := mediaio.New(0, log)
 	if err != nil {
+		play.Close()
 		return nil, fmt.Errorf("media workers: %w", err)
 	}
 	mgr := session.NewManager(session.Options{
@@ -117,6 +160,17 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 		EmptyTimeout:      secs(cfg.EmptySessionTimeoutSecs),
 		CommandTimeout:    tune.CommandTimeout,
 		BeforeCommand:     tune.BeforeCommand,
+		WebRTCPorts:       webrtcPorts,
+		WSAudio:           audio,
+		Playback:          play,
+		InbandDTMF:        cfg.InbandDTMF,
+		Recording: session.RecordingOptions{
+			Dir:           recording.NewDir(cfg.RecordingDir),
+			MaxPerSession: cfg.MaxRecordingsPerSession,
+			QueueSize:     cfg.RecordingChannelSize,
+			FlushTimeout:  secs(cfg.RecordingFlushTimeoutSecs),
+			WrapFile:      tune.RecordingFile,
+		},
 		Media: session.MediaOptions{
 			Ports:              ports,
 			MediaIP:            cfg.MediaIP,
@@ -135,14 +189,17 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 		PingInterval:      secs(cfg.WSPingIntervalSecs),
 		EventQueueSize:    cfg.EventChannelSize,
 		CriticalQueueSize: cfg.CriticalEventChannelSize,
+		RecordingsHandler: control.NewRecordingsAPI(recording.NewDir(cfg.RecordingDir), cfg.MaxRecordingDownloadBytes, log),
+		AudioHandler:      audio,
 	}, mgr, m, log)
 
-	s := &Server{cfg: cfg, log: log, metrics: m, mgr: mgr, ctrl: ctrl, poller: poller, timeouts: tune.HTTP.orDefault(), serveErr: make(chan error, len(cfg.Listen))}
+	s := &Server{cfg: cfg, log: log, metrics: m, mgr: mgr, ctrl: ctrl, poller: poller, playback: play, timeouts: tune.HTTP.orDefault(), serveErr: make(chan error, len(cfg.Listen))}
 	for _, addr := range cfg.Listen {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.closeListeners()
 			poller.Close()
+			play.Close()
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		s.listeners = append(s.listeners, control.LimitListener(l, cfg.MaxConnections))
@@ -224,6 +281,8 @@ func (s *Server) Close() {
 		s.mgr.Close()
 		s.wg.Wait()
 		s.poller.Close() // every session, and so every media socket, is gone
+		// Every file endpoint is gone with its session: stop the decode workers and downloads.
+		s.playback.Close()
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
+	"github.com/rtpbridge/rtpbridge/pkg/endpoint/webrtc"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 	"github.com/rtpbridge/rtpbridge/pkg/sdp"
 )
@@ -82,7 +83,7 @@ func (p *createOfferParams) validate() error {
 
 func (s *Session) createOffer(p *createOfferParams) (any, error) {
 	if *p.Type == "webrtc" {
-		return nil, endpointError("WebRTC endpoints are not supported by this rtpbridge build")
+		return s.createWebRTCOffer(p)
 	}
 	id, offer, err := s.media.addRTP(p.Direction, func(ep *endpoint.RTP) ([]byte, error) {
 		return ep.CreateOffer(p.Codecs, p.SRTP)
@@ -159,7 +160,7 @@ func (s *Session) createFromOffer(p *createFromOfferParams) (any, error) {
 	}
 	raw := []byte(*p.SDP)
 	if sdp.IsWebRTC(raw) {
-		return nil, endpointError("WebRTC endpoints are not supported by this rtpbridge build")
+		return s.createWebRTCFromOffer(p, raw)
 	}
 	offer, err := sdp.Parse(raw)
 	if err != nil {
@@ -217,6 +218,9 @@ func (s *Session) acceptAnswer(p *acceptAnswerParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if w, ok := l.ep.(*webrtc.Endpoint); ok {
+		return s.acceptWebRTCAnswer(w, *p.SDP)
+	}
 	answer, err := sdp.Parse([]byte(*p.SDP))
 	if err != nil {
 		return nil, endpointError("%v", err)
@@ -254,6 +258,7 @@ func (s *Session) removeEndpoint(p *endpointRef) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.stopLegRecordings(l, reasonEndpointRemoved, time.Now())
 	s.media.remove(l, time.Now())
 	return nil, nil
 }

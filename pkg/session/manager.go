@@ -17,9 +17,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rtpbridge/rtpbridge/pkg/endpoint/webrtc"
 	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
 	"github.com/rtpbridge/rtpbridge/pkg/metrics"
+	"github.com/rtpbridge/rtpbridge/pkg/playback"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
+	"github.com/rtpbridge/rtpbridge/pkg/wsaudio"
 )
 
 // Options configure a Manager. Zero durations take the documented defaults.
@@ -38,6 +41,20 @@ type Options struct {
 	TickInterval time.Duration
 	// Media is what endpoints need from the server (ports, SDP limits, codecs); see media.go.
 	Media MediaOptions
+	// Recording configures recording.start (recording.go).
+	Recording RecordingOptions
+	// InbandDTMF is inband_dtmf (PROTOCOL.md §31): "auto" ("" too), "always" or "off"; see
+	// dtmf.go.
+	InbandDTMF string
+	// WebRTCPorts binds WebRTC endpoints' sockets (PROTOCOL.md §35); nil refuses WebRTC
+	// endpoints.
+	WebRTCPorts *webrtc.Ports
+	// WSAudio accepts the audio sockets of WebSocket audio endpoints (PROTOCOL.md §30); nil
+	// refuses endpoint.create_websocket.
+	WSAudio *wsaudio.Hub
+	// Playback serves file endpoints (decode workers, URL cache, shared decoders); nil disables
+	// endpoint.create_with_file.
+	Playback *playback.Service
 	// BeforeCommand, when set, runs on the session loop before each command. Tests use it to
 	// stall a session and exercise SESSION_UNRESPONSIVE and SESSION_BUSY.
 	BeforeCommand func(method string)

@@ -282,6 +282,9 @@ func (m *mediaState) add(ep endpoint.Leg, now time.Time) *leg {
 	if l.pcm != nil {
 		l.frame = make([]int16, endpoint.FrameSamples(l.pcm.Rate()))
 	}
+	if o, ok := ep.(endpoint.RTCPObservable); ok {
+		o.ObserveRTCP(func(b []byte, now time.Time) { m.tapRTCP(ep, false, b, now) })
+	}
 	m.legs = append(m.legs, l)
 	m.byID[ep.ID()] = l
 	m.byEP[ep] = l
@@ -452,6 +455,7 @@ func (m *mediaState) handlePacket(ep endpoint.Leg, b []byte, src netip.AddrPort,
 			m.route(l, in, now)
 		}
 	case endpoint.InboundRTCP:
+		m.tapRTCP(ep, true, in.Payload, now)
 		if in.Bye != nil {
 			m.s.emit(protocol.EventRTCPBye, map[string]any{
 				"endpoint_id": ep.ID().String(), "ssrc_list": in.Bye.SSRCs, "reason": in.Bye.Reason,
@@ -533,6 +537,15 @@ func (m *mediaState) sendRTP(dst *leg, h *rtpnet.RTPHeader, payload []byte, now 
 		t.Packet(dst.ep, false, h, payload, now)
 	}
 	return true
+}
+
+// tapRTCP shows an RTCP compound to the packet taps that want RTCP.
+func (m *mediaState) tapRTCP(ep endpoint.Leg, inbound bool, b []byte, now time.Time) {
+	for _, t := range m.packetTaps {
+		if rt, ok := t.(RTCPTap); ok {
+			rt.RTCP(ep, inbound, b, now)
+		}
+	}
 }
 
 // clockC is the media clock's channel (nil while no leg produces audio on its own).

@@ -26,7 +26,22 @@ func (m Method) Decode(raw json.RawMessage) (any, error) { return m.decode(raw) 
 
 // Call runs the method with decoded params on the session.
 func (s *Session) Call(m Method, params any) (any, error) {
+	if p, ok := params.(preparer); ok {
+		// Work that must not run on the session loop (opening a file) runs here, in the
+		// caller's goroutine; what the command did not take over is released after it.
+		if err := p.prepare(s); err != nil {
+			return nil, err
+		}
+		defer p.release()
+	}
 	return s.Do(m.name, func(s *Session) (any, error) { return m.exec(s, params) })
+}
+
+// preparer is implemented by params whose method does blocking work before it runs on the
+// session loop (see playback_methods.go).
+type preparer interface {
+	prepare(s *Session) error
+	release()
 }
 
 // validator is implemented by parameter structs with rules beyond JSON types.
@@ -105,6 +120,8 @@ type Info struct {
 	Endpoints  []any  `json:"endpoints"`
 	Recordings []any  `json:"recordings"`
 	VADActive  []any  `json:"vad_active"`
+	// FaxDetectActive lists the endpoints with fax tone detection on (PROTOCOL.md §31).
+	FaxDetectActive []any `json:"fax_detect_active"`
 }
 
 func (s *Session) info() *Info {
@@ -117,8 +134,10 @@ func (s *Session) info() *Info {
 		State:      state,
 		CreatedAt:  FormatTime(s.createdAt),
 		Endpoints:  s.media.endpointInfos(),
-		Recordings: []any{},
+		Recordings: s.recordingInfos(),
 		VADActive:  []any{},
+
+		FaxDetectActive: s.faxDetectActive(),
 	}
 }
 

@@ -77,6 +77,8 @@ type Session struct {
 	emptySince   time.Time // zero while the session has endpoints
 	ending       bool
 	media        *mediaState
+	recs         recordings // recording_methods.go, recording.go
+	dtmf         dtmfState  // dtmf.go, dtmf_methods.go
 }
 
 func newSession(m *Manager, sink EventSink) *Session {
@@ -370,6 +372,8 @@ func (s *Session) checkTimers(now time.Time) {
 		s.ending = true
 		return
 	}
+	s.recordingsTick(now)
+	s.dtmfTick(now)
 	s.media.tick(now)
 }
 
@@ -389,6 +393,7 @@ func (s *Session) endpointsChanged(n int, now time.Time) {
 }
 
 func (s *Session) teardown() {
+	s.locked(func() { s.stopAllRecordings(reasonSessionDestroyed, time.Now()) })
 	s.locked(s.media.close)
 	if s.orphanTimer != nil {
 		s.orphanTimer.Stop()

@@ -31,3 +31,10 @@ type AudioTap interface {
 type PacketTap interface {
 	Packet(from endpoint.Leg, inbound bool, h *rtpnet.RTPHeader, payload []byte, now time.Time)
 }
+
+// RTCPTap is implemented by packet taps that also want RTCP: the compounds a leg received
+// (inbound, decrypted) and the reports the leg sent (outbound, before encryption). Only legs
+// that report RTCP to the session have any (plain RTP).
+type RTCPTap interface {
+	RTCP(from endpoint.Leg, inbound bool, b []byte, now time.Time)
+}

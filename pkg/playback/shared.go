@@ -1,0 +1,207 @@
+package playback
+
+import (
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
+)
+
+// Shared playback (PROTOCOL.md §18): every endpoint with shared: true on the same source
+// reads one decoder's frames. The stream keeps the last sharedBuffer frames, so a subscriber
+// that falls behind (a late session clock) catches up from there; one further behind, and one
+// that resumes after a pause, rejoins where the stream is. The stream moves on as its most
+// advanced subscriber reads (head); a worker keeps sharedAhead frames decoded past head.
+// Stream end finishes every subscriber; the decoder stops when the last one leaves.
+const (
+	sharedBuffer = 128
+	sharedAhead  = 8
+	sharedFrames = sharedBuffer + sharedAhead
+)
+
+type sharedStream struct {
+	key      string
+	rate     int
+	frameLen int
+
+	mu      sync.Mutex
+	rd      *reader
+	frames  []int16 // sharedFrames slots of frameLen samples; frame i is in slot i % sharedFrames
+	written int64   // frames decoded so far
+	head    int64   // the next frame of the most advanced subscriber
+	end     int64   // number of frames in the stream once the decoder reached its end, else -1
+	err     error
+	busy    bool
+	stopped bool
+	subs    int
+	scratch []int16
+	pool    *pool
+	fillJob func() // st.fill, made once
+}
+
+// joinShared subscribes to the stream of key, starting it with open (which applies the first
+// subscriber's start_ms, loop_count and gain) when there is none. open runs without any lock
+// held: two first subscribers may race, and the loser's decoder is closed.
+func (s *Service) joinShared(key string, open func() (*reader, error)) (*sharedStream, error) {
+	if st := s.subscribe(key); st != nil {
+		return st, nil
+	}
+	rd, err := open()
+	if err != nil {
+		return nil, err
+	}
+	rate := rd.rate()
+	n := endpoint.FrameSamples(rate)
+	st := &sharedStream{key: key, rate: rate, frameLen: n, rd: rd, end: -1, subs: 1, pool: s.pool,
+		frames: make([]int16, sharedFrames*n), scratch: make([]int16, n)}
+	st.fillJob = st.fill
+	s.sharedMu.Lock()
+	if other := s.subscribeLocked(key); other != nil {
+		s.sharedMu.Unlock()
+		rd.close()
+		return other, nil
+	}
+	s.shared[key] = st
+	s.sharedMu.Unlock()
+	st.mu.Lock()
+	st.kick()
+	st.mu.Unlock()
+	return st, nil
+}
+
+func (s *Service) subscribe(key string) *sharedStream {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	return s.subscribeLocked(key)
+}
+
+func (s *Service) subscribeLocked(key string) *sharedStream {
+	st := s.shared[key]
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped || st.end >= 0 || st.err != nil {
+		return nil // ended: a new subscriber starts a new stream
+	}
+	st.subs++
+	return st
+}
+
+// leave drops one subscriber; the last one stops the decoder.
+func (st *sharedStream) leave(s *Service) {
+	st.mu.Lock()
+	st.subs--
+	last := st.subs == 0
+	var rd *reader
+	if last {
+		st.stopped = true
+		if !st.busy {
+			rd, st.rd = st.rd, nil
+		}
+	}
+	st.mu.Unlock()
+	if last {
+		s.forget(st)
+	}
+	if rd != nil {
+		rd.close()
+	}
+}
+
+// forget removes st from the registry if it is still the stream of its key.
+func (s *Service) forget(st *sharedStream) {
+	s.sharedMu.Lock()
+	if s.shared[st.key] == st {
+		delete(s.shared, st.key)
+	}
+	s.sharedMu.Unlock()
+}
+
+// kick asks a worker to decode ahead of head (st.mu held).
+func (st *sharedStream) kick() {
+	if st.busy || st.stopped || st.end >= 0 || st.err != nil || st.written >= st.head+sharedAhead/2 {
+		return
+	}
+	st.busy = true
+	if !st.pool.submit(st.fillJob) {
+		st.busy = false
+	}
+}
+
+// fill runs on a worker: it decodes frames until sharedAhead are ready past head.
+func (st *sharedStream) fill() {
+	for {
+		st.mu.Lock()
+		if st.stopped {
+			rd := st.rd
+			st.rd, st.busy = nil, false
+			st.mu.Unlock()
+			if rd != nil {
+				rd.close()
+			}
+			return
+		}
+		if st.written >= st.head+sharedAhead || st.end >= 0 || st.err != nil {
+			st.busy = false
+			st.mu.Unlock()
+			return
+		}
+		st.mu.Unlock()
+		n, err := st.rd.read(st.scratch)
+		clear(st.scratch[n:])
+		st.mu.Lock()
+		if n > 0 {
+			slot := int(st.written%sharedFrames) * st.frameLen
+			copy(st.frames[slot:slot+st.frameLen], st.scratch)
+			st.written++
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			st.end = st.written
+		case err != nil:
+			st.err = err
+			st.end = st.written
+		}
+		st.mu.Unlock()
+	}
+}
+
+// readShared is ReadFrame for a subscriber.
+func (f *File) readShared(frame []int16) bool {
+	st := f.stream
+	st.mu.Lock()
+	if !f.joined {
+		f.cursor, f.joined = st.head, true
+	}
+	var ok, done bool
+	switch f.state {
+	case endpoint.StatePlaying:
+		if f.cursor < st.written-sharedBuffer {
+			f.cursor = st.head // fell too far behind: rejoin
+		}
+		if f.cursor < st.written {
+			slot := int(f.cursor%sharedFrames) * st.frameLen
+			copy(frame, st.frames[slot:slot+st.frameLen])
+			f.cursor++
+			st.head = max(st.head, f.cursor)
+			ok = true
+		}
+		done = st.end >= 0 && f.cursor >= st.end
+	case endpoint.StatePaused:
+		// Stream end finishes paused subscribers too, once the others have played it out.
+		done = st.end >= 0 && st.head >= st.end
+	}
+	err := st.err
+	st.kick()
+	st.mu.Unlock()
+	switch {
+	case done && err != nil:
+		f.fail(err)
+	case done:
+		f.finish()
+	}
+	return ok
+}
