@@ -25,6 +25,9 @@ type Options struct {
 	FlushEvery time.Duration
 	// Log receives the writer's warnings; nil discards them.
 	Log *slog.Logger
+	// Writers, when set, counts the writer goroutine while it runs, so a process that shuts
+	// down can wait for its recordings to be flushed and closed (bounded by FlushTimeout).
+	Writers *sync.WaitGroup
 }
 
 func (o Options) withDefaults() Options {
@@ -119,6 +122,9 @@ func start(f *os.File, s sink, opts Options) *Recorder {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		started: time.Now(),
+	}
+	if r.opts.Writers != nil {
+		r.opts.Writers.Add(1)
 	}
 	go r.run()
 	return r
@@ -270,6 +276,9 @@ func (r *Recorder) closeFile() error {
 // run is the writer goroutine: it owns the sink and the file. It ends after Stop (drained) or
 // on the first write error.
 func (r *Recorder) run() {
+	if r.opts.Writers != nil {
+		defer r.opts.Writers.Done()
+	}
 	defer close(r.done)
 	flush := time.NewTicker(r.opts.FlushEvery)
 	defer flush.Stop()

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -463,4 +464,62 @@ func TestRecordingPCAPCapturesRTCP(t *testing.T) {
 		}
 		return in == 1 && out >= 1
 	})
+}
+
+// When the server shuts down during a call, it waits for each recording's writer to drain and
+// close its file (bounded by the flush timeout): here the disk (a pipe copied into the real
+// file) stalls until released, and Close must not return before the writer is done.
+func TestRecordingCompleteAfterShutdown(t *testing.T) {
+	release := make(chan struct{})
+	copied := make(chan error, 1)
+	srv := testserver.Start(t, nil, server.Tuning{RecordingFile: func(f *os.File) *os.File {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Error(err)
+			return f
+		}
+		if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), 1031 /* F_SETPIPE_SZ */, 4096); errno != 0 {
+			t.Errorf("F_SETPIPE_SZ: %v", errno)
+		}
+		go func() {
+			<-release
+			_, err := io.Copy(f, r)
+			r.Close()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			copied <- err
+		}()
+		return w
+	}})
+	dir := srv.Config.RecordingDir
+	c := testserver.Dial(t, srv)
+	c.CreateSession()
+	a := legFromOffer(t, c, "sendrecv", "0 PCMU/8000")
+	b := legFromOffer(t, c, "sendrecv", "0 PCMU/8000")
+	startRecording(t, c, map[string]any{"file_path": filepath.Join(dir, "shutdown.pcap")})
+	const n = 50 // about 11 KB of PCAP: more than the pipe holds
+	a.peer.Stream(rtp.Header{PayloadType: 0, SequenceNumber: 1, Timestamp: 160, SSRC: 0xaaaa}, n, 160, true, func(i int) []byte { return make([]byte, 160) })
+	if got := b.peer.Collect(n, wait); len(got) != n {
+		t.Fatalf("%d of %d packets routed", len(got), n)
+	}
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("the server finished shutting down while a recording was still being written")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown did not finish once the disk was released")
+	}
+	if err := <-copied; err != nil {
+		t.Fatal(err)
+	}
+	if got := readPCAP(t, filepath.Join(dir, "shutdown.pcap"), false); len(got) != n {
+		t.Fatalf("the recording holds %d of %d packets after shutdown", len(got), n)
+	}
 }

@@ -79,6 +79,7 @@ type Manager struct {
 
 	draining atomic.Bool
 	wg       sync.WaitGroup // session loops
+	writers  sync.WaitGroup // recording writers still draining (each bounded by its flush timeout)
 
 	ownPoller bool // the poller was made here (no Options.Media.Poller) and is closed by Close
 }
@@ -233,6 +234,9 @@ func (m *Manager) Close() {
 		s.kill()
 	}
 	m.wg.Wait()
+	// Sessions stopped their recordings as they ended; their files are complete only once
+	// the writers have drained and closed them.
+	m.writers.Wait()
 	if m.ownPoller {
 		m.opts.Media.Poller.Close()
 	}

@@ -91,7 +91,7 @@ func (s *Session) recordingStart(p *recordingStartParams) (any, error) {
 	if opts.WrapFile != nil {
 		f = opts.WrapFile(f)
 	}
-	ropts := recording.Options{QueueSize: opts.QueueSize, FlushTimeout: opts.FlushTimeout, Log: s.mgr.log.With("session_id", s.id)}
+	ropts := recording.Options{QueueSize: opts.QueueSize, FlushTimeout: opts.FlushTimeout, Log: s.mgr.log.With("session_id", s.id), Writers: &s.mgr.writers}
 	r := &activeRecording{id: uuid.New(), leg: target, path: path}
 	if p.Format == "pcap" {
 		r.rec, err = recording.NewPCAP(f, ropts)
