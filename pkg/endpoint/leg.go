@@ -53,7 +53,8 @@ func FrameSamples(rate int) int { return rate * FrameDuration / 1000 }
 // leg that reads a disk, a network or a WebSocket does it on its own goroutine and hands
 // frames over through a buffer of its own.
 type PCMMedia interface {
-	// Rate is the native sample rate in Hz; it does not change over the leg's life.
+	// Rate is the native sample rate in Hz. It may change only while the leg is not a routing
+	// member (a URL file learns its rate while buffering); the session follows it then.
 	Rate() int
 	// ReadFrame is called on the session's media clock, once per 20 ms, while the leg's
 	// direction sends: it fills frame (FrameSamples(Rate()) samples) with the leg's next 20 ms

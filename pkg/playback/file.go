@@ -196,6 +196,10 @@ func (f *File) SharedPlaybackID() string {
 	if !f.opts.Shared {
 		return ""
 	}
+	if IsURL(f.opts.Source) {
+		// §4: the SHA-1 hex of the URL itself; the sharing key also covers the headers.
+		return URLKey(f.opts.Source, nil)
+	}
 	return f.key
 }
 

@@ -38,6 +38,19 @@ func TestPlaybackSharedE2E(t *testing.T) {
 	lb := legFromOffer(t, b, "recvonly", xPCMU.format())
 
 	ida, startA := createFile(t, a, map[string]any{"source": path, "shared": true})
+	var info struct {
+		Endpoints []map[string]any `json:"endpoints"`
+	}
+	a.MustCall("session.info", nil, &info)
+	for _, ep := range info.Endpoints {
+		id, shared := ep["shared_playback_id"]
+		switch {
+		case ep["endpoint_id"] == ida && id != path:
+			t.Errorf("shared file endpoint: shared_playback_id %v, want the source path %s", id, path)
+		case ep["endpoint_id"] != ida && shared:
+			t.Errorf("endpoint %v is not a shared playback but has shared_playback_id %v", ep["endpoint_id"], id)
+		}
+	}
 	if e := a.ExpectError("endpoint.file.seek", map[string]any{"endpoint_id": ida, "position_ms": 100}, protocol.CodeEndpointError); e.Message == "" {
 		t.Error("seek on a shared endpoint: no message")
 	}

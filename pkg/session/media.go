@@ -583,7 +583,14 @@ func (m *mediaState) clockTick(now time.Time) {
 // produceFrame reads the next 20 ms from every PCM leg that sends and routes it.
 func (m *mediaState) produceFrame(now time.Time) {
 	for _, l := range m.legs {
-		if l.pcm == nil || !l.ep.Direction().Sends() || !l.pcm.ReadFrame(l.frame, now) || l.src == nil {
+		if l.pcm == nil || !l.ep.Direction().Sends() {
+			continue
+		}
+		if n := endpoint.FrameSamples(l.pcm.Rate()); len(l.frame) != n {
+			// A URL file learns its rate once downloaded (it buffers until then).
+			l.frame = make([]int16, n)
+		}
+		if !l.pcm.ReadFrame(l.frame, now) || l.src == nil {
 			continue
 		}
 		if err := l.src.setPiece(l.frame); err != nil {
@@ -727,6 +734,13 @@ type EndpointInfo struct {
 	Direction    string  `json:"direction"`
 	State        string  `json:"state"`
 	Codec        *string `json:"codec"`
+	// SharedPlaybackID appears only on shared file endpoints (§4).
+	SharedPlaybackID string `json:"shared_playback_id,omitempty"`
+}
+
+// sharedPlayback is implemented by file legs; a shared one names the playback it joined.
+type sharedPlayback interface {
+	SharedPlaybackID() string
 }
 
 // endpointInfos lists the endpoints for session.info and GET /sessions/{id}.
@@ -741,6 +755,9 @@ func (m *mediaState) endpointInfos() []any {
 		}
 		if c := l.codecName(); c != "" {
 			info.Codec = &c
+		}
+		if sp, ok := l.ep.(sharedPlayback); ok {
+			info.SharedPlaybackID = sp.SharedPlaybackID()
 		}
 		out = append(out, info)
 	}

@@ -79,6 +79,9 @@ func (s *source) fits(l *leg, rates []int) bool {
 	if l.pcm == nil && (s.dec == nil || s.dec.Codec() != l.codec || s.rate != decodeRate(l.codec, rates)) {
 		return false
 	}
+	if l.pcm != nil && s.rate != l.pcm.Rate() {
+		return false
+	}
 	if len(s.views) != countOther(rates, s.rate) {
 		return false
 	}

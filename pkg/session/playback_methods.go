@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
 	"github.com/rtpbridge/rtpbridge/pkg/playback"
 	"github.com/rtpbridge/rtpbridge/pkg/tone"
 )
@@ -115,12 +114,7 @@ func (p *createWithFileParams) prepare(s *Session) error {
 	}
 	var f *playback.File
 	o := p.options()
-	// Both hooks run on the session loop, after f is set.
-	o.Ready = func() {
-		if l, ok := s.media.byEP[f]; ok {
-			l.frame = make([]int16, endpoint.FrameSamples(f.Rate())) // the rate is known now
-		}
-	}
+	// The hook runs on the session loop, after f is set.
 	o.Remove = func() {
 		if l, ok := s.media.byEP[f]; ok {
 			s.media.remove(l, time.Now())

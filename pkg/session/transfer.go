@@ -113,9 +113,10 @@ func (p *transferParams) prepare(s *Session) error {
 		if ho.state != hoPending {
 			return nil, errUnresponsive // its caller gave up
 		}
-		l, err := s.media.leg(*p.EndpointID)
-		if err != nil {
-			return nil, err
+		l, ok := s.media.byID[*p.EndpointID]
+		if !ok {
+			// It was there at step 0: removed, or moved by another transfer, meanwhile.
+			return nil, protocol.Errorf(protocol.CodeTransferFailed, "Endpoint left the session during the transfer")
 		}
 		mover, err := transferable(l)
 		if err != nil {

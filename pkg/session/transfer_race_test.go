@@ -184,7 +184,7 @@ func TestTransferRace(t *testing.T) {
 		t.Errorf("active-endpoint gauge %v, but the sessions hold %d", g, total)
 	}
 	t.Logf("%d operations: %d transfers done, %d refused %v; %d endpoints left in %d sessions", ops.Load(), moved.Load(), failed.Load(), codes, total, nSessions-2)
-	if moved.Load() < 50 {
+	if moved.Load() < 20 {
 		t.Errorf("only %d transfers succeeded: the test did not exercise transfers", moved.Load())
 	}
 
