@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -594,4 +595,95 @@ func TestWSAudioParams(t *testing.T) {
 	if e.EndpointID != id || e.EndpointType != "websocket" || e.Direction != "sendonly" || e.State != "connecting" || e.Codec == nil || *e.Codec != "L16/48000" {
 		t.Errorf("session.info entry %+v", e)
 	}
+}
+
+// TestWSAudioPing: a bot that answers pings stays; one that does not is dropped once a pong is
+// overdue.
+func TestWSAudioPing(t *testing.T) {
+	srv := testserver.Start(t, nil, server.Tuning{WSAudio: wsaudio.Options{PingInterval: 100 * time.Millisecond, PongWait: 200 * time.Millisecond}})
+	c := testserver.Dial(t, srv)
+	c.CreateSession()
+	id, token := wsEndpoint(t, c, nil)
+	connectAudio(t, srv, c, id, token) // reads, so gorilla answers every ping
+	_, token2 := wsEndpoint(t, c, nil)
+	if _, err := testserver.DialAudio(t, srv, token2, false); err != nil { // never reads
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ev := c.WaitEvent(protocol.EventWSDisconnected, wait)
+	var d endpointEvent
+	decodeData(t, ev.Data, &d)
+	if d.EndpointID == id {
+		t.Fatalf("the bot answering pings was dropped")
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("dropped after %v", el)
+	}
+	time.Sleep(500 * time.Millisecond) // several more pings
+	var info struct {
+		Endpoints []struct {
+			EndpointID string `json:"endpoint_id"`
+			State      string `json:"state"`
+		} `json:"endpoints"`
+	}
+	c.MustCall("session.info", nil, &info)
+	for _, e := range info.Endpoints {
+		if e.EndpointID == id && e.State != "connected" {
+			t.Errorf("ponging bot is %s", e.State)
+		}
+	}
+}
+
+// TestWSAudioNoLeak: 20 bots connect, talk and go (removed, hung up, or with their session),
+// and every goroutine they cost is gone afterwards.
+func TestWSAudioNoLeak(t *testing.T) {
+	srv := testserver.Start(t, nil, server.Tuning{})
+	c := testserver.Dial(t, srv)
+	c.CreateSession()
+	c.MustCall("session.info", nil, nil)
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	c2 := testserver.Dial(t, srv)
+	c2.CreateSession()
+	var bots []*testserver.AudioClient
+	var ids []string
+	for i := 0; i < 20; i++ {
+		cl := c
+		if i%2 == 1 {
+			cl = c2
+		}
+		id, token := wsEndpoint(t, cl, map[string]any{"sample_rate": 16000})
+		bot, err := testserver.DialAudio(t, srv, token, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.WaitEvent(protocol.EventWSConnected, wait)
+		if err := bot.SendPCM(audiotest.Tone(16000, 3200, 0.3, 500)); err != nil {
+			t.Fatal(err)
+		}
+		bots, ids = append(bots, bot), append(ids, id)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i := 0; i < 20; i += 2 {
+		switch i % 4 {
+		case 0:
+			c.MustCall("endpoint.remove", map[string]any{"endpoint_id": ids[i]}, nil)
+		case 2:
+			bots[i].Close()
+		}
+	}
+	c2.MustCall("session.destroy", nil, nil) // the odd ones go with their session
+	for _, b := range bots {
+		b.Close()
+	}
+	for i := 2; i < 20; i += 4 { // hung up: disconnected, still there until removed
+		c.MustCall("endpoint.remove", map[string]any{"endpoint_id": ids[i]}, nil)
+	}
+	if n := len(sessionEndpoints(t, c)); n != 0 {
+		t.Fatalf("%d endpoints left", n)
+	}
+	c2.Conn().Close()
+	testserver.Eventually(t, 5*time.Second, "goroutines back to the baseline", func() bool {
+		return runtime.NumGoroutine() <= base
+	})
 }

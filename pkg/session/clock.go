@@ -20,7 +20,10 @@ type mediaClock struct {
 // When more than maxCatchUp were due, the rest are skipped and the schedule keeps its phase.
 func (c *mediaClock) due(now time.Time) int {
 	if c.next.IsZero() {
-		c.next = now
+		// Ticks come late by a varying amount: schedule half a frame before the first one, so
+		// a later tick that is less late than the first still finds its frame due, rather
+		// than none now and two on the next tick (a 20 ms hole, then a burst).
+		c.next = now.Add(-frameInterval / 2)
 	}
 	n := 0
 	for n < maxCatchUp && !c.next.After(now) {

@@ -298,6 +298,12 @@ func (m *mediaState) add(ep endpoint.Leg, now time.Time) *leg {
 // remove closes an endpoint and rebuilds routing.
 func (m *mediaState) remove(l *leg, now time.Time) {
 	l.ep.Close()
+	m.detachLeg(l, now)
+}
+
+// detachLeg takes l out of the session without closing it (a transfer moves it on): routing
+// is rebuilt, and what its encoders still held goes to its destinations first.
+func (m *mediaState) detachLeg(l *leg, now time.Time) endpoint.Leg {
 	delete(m.byID, l.ep.ID())
 	delete(m.byEP, l.ep)
 	for i, x := range m.legs {
@@ -315,6 +321,7 @@ func (m *mediaState) remove(l *leg, now time.Time) {
 	m.s.mgr.metrics.EndpointsActive.Dec()
 	m.s.endpointsChanged(len(m.legs), now)
 	m.rebuild()
+	return l.ep
 }
 
 // full reports whether max_endpoints_per_session is reached.

@@ -140,8 +140,9 @@ func (p *transferParams) prepare(s *Session) error {
 	}
 	ho.mu.Unlock()
 
-	// 3. Attach to the target.
-	_, err = t.Do("endpoint.transfer", func(t *Session) (any, error) {
+	// 3. Attach to the target. The leg carries nothing while it waits, so the target gets a
+	// shorter bound than a command's: past it the leg goes back (a late attach is a no-op).
+	err = doWithin(t, attachWait(s.mgr.opts.CommandTimeout), func(t *Session) (any, error) {
 		ho.mu.Lock()
 		defer ho.mu.Unlock()
 		if ho.state != hoDetached {
@@ -205,6 +206,31 @@ func (p *transferParams) prepare(s *Session) error {
 
 func (p *transferParams) release() {}
 
+// maxAttachWait bounds step 3: the peer hears nothing while its leg waits for the target.
+const maxAttachWait = time.Second
+
+func attachWait(commandTimeout time.Duration) time.Duration {
+	return min(commandTimeout, maxAttachWait)
+}
+
+// doWithin runs fn on s like Do, but stops waiting after d (SESSION_UNRESPONSIVE). The command
+// itself may still run later, within Do's own bound; its goroutine ends with it.
+func doWithin(s *Session, d time.Duration, fn func(s *Session) (any, error)) error {
+	res := make(chan error, 1)
+	go func() {
+		_, err := s.Do("endpoint.transfer", fn)
+		res <- err
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-res:
+		return err
+	case <-t.C:
+		return errUnresponsive
+	}
+}
+
 // transferFailed turns the reason a target refused into TRANSFER_FAILED (D4).
 func transferFailed(err error) error {
 	var perr *protocol.Error
@@ -240,29 +266,6 @@ func (s *Session) endpointTransfer(p *transferParams) (any, error) {
 	target := p.target.id.String()
 	s.emit(protocol.EventTransferredOut, map[string]string{"endpoint_id": p.EndpointID.String(), "target_session_id": target})
 	return map[string]string{"endpoint_id": p.EndpointID.String(), "target_session_id": target}, nil
-}
-
-// detachLeg takes l out of the session like remove does, except that the endpoint is not
-// closed: it lives on in another session (mirrors mediaState.remove).
-func (m *mediaState) detachLeg(l *leg, now time.Time) endpoint.Leg {
-	delete(m.byID, l.ep.ID())
-	delete(m.byEP, l.ep)
-	for i, x := range m.legs {
-		if x == l {
-			m.legs = append(m.legs[:i], m.legs[i+1:]...)
-			break
-		}
-	}
-	m.flushSource(l, now)
-	m.pipes.dropLeg(l)
-	if l.src != nil {
-		l.src.close()
-		l.src = nil
-	}
-	m.s.mgr.metrics.EndpointsActive.Dec()
-	m.s.endpointsChanged(len(m.legs), now)
-	m.rebuild()
-	return l.ep
 }
 
 // drainQueued routes every packet the session has queued (its media worker found it busy).

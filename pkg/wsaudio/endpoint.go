@@ -78,8 +78,10 @@ type Endpoint struct {
 	free       chan *outMsg
 	text       chan []byte
 	outDropped atomic.Uint64 // outbound messages dropped for a slow peer
-	done       chan struct{} // closed by Close
-	closeOnce  sync.Once
+	// awaitingPong is set by the writer's ping and cleared by the reader's pong handler.
+	awaitingPong atomic.Bool
+	done         chan struct{} // closed by Close
+	closeOnce    sync.Once
 }
 
 type mark struct {

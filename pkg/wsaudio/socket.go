@@ -22,7 +22,10 @@ func (e *Endpoint) read(conn *websocket.Conn, gone chan<- struct{}) {
 	defer e.lost()
 	defer close(gone)
 	defer conn.Close()
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Time{}) })
+	conn.SetPongHandler(func(string) error {
+		e.awaitingPong.Store(false)
+		return conn.SetReadDeadline(time.Time{})
+	})
 	var buf [readChunk]byte
 	odd := false // buf[0] holds the odd trailing byte of the previous binary data (§30)
 	for {
@@ -147,8 +150,11 @@ func (e *Endpoint) write(conn *websocket.Conn, gone <-chan struct{}) {
 			err = conn.WriteMessage(websocket.TextMessage, t)
 		case <-ping.C:
 			// The deadline is lifted by the pong handler; a peer that does not answer within
-			// PongWait fails the reader.
-			_ = conn.SetReadDeadline(time.Now().Add(opts.PongWait))
+			// PongWait of the first unanswered ping fails the reader (later pings do not
+			// push the deadline on).
+			if !e.awaitingPong.Swap(true) {
+				_ = conn.SetReadDeadline(time.Now().Add(opts.PongWait))
+			}
 			err = conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(opts.WriteWait))
 		case <-e.done:
 			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")

@@ -194,6 +194,9 @@ func (l *Leg) WriteFrame(frame []int16, _ time.Time) {
 	l.out.push(frame)
 }
 
+// Linked reports whether both halves are still open (neither has been closed).
+func (l *Leg) Linked() bool { return !l.p.closed.Load() }
+
 // Dropped reports frames this half wrote that its partner had no room for.
 func (l *Leg) Dropped() uint64 {
 	l.out.mu.Lock()
