@@ -13,6 +13,7 @@ import (
 	"github.com/rtpbridge/rtpbridge/pkg/internal/audiotest"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/rtppeer"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/testserver"
+	"github.com/rtpbridge/rtpbridge/pkg/internal/webrtcpeer"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 	"github.com/rtpbridge/rtpbridge/pkg/server"
 )
@@ -496,4 +497,58 @@ func TestTransferMidDigit(t *testing.T) {
 		t.Fatalf("dtmf after the move %s, want digit 5 of 40 ms", ev.Data)
 	}
 	noEvents(t, ca, protocol.EventDTMF)
+}
+
+// TestTransferWebRTC: a browser-like pion client connected to session A is transferred A→B→A
+// ten times while each session plays a tone into it: ICE, DTLS and SRTP stay up (no new
+// handshake), and the client sees one stream: one SSRC, continuous sequence numbers, Opus
+// timestamps never stepping more than 40 ms (+2 %), and the tone throughout.
+func TestTransferWebRTC(t *testing.T) {
+	srv := testserver.Start(t, nil, server.Tuning{})
+	ca, cb := testserver.Dial(t, srv), testserver.Dial(t, srv)
+	sa, sb := ca.CreateSession(), cb.CreateSession()
+	toneEndpoint(t, ca, 1000)
+	toneEndpoint(t, cb, 1000)
+	wp, res := webrtcOfferLeg(t, ca)
+	if got := wp.Collect(10, time.Second, 5*time.Second); len(got) < 10 {
+		t.Fatalf("no audio before the transfers: %d packets", len(got))
+	}
+	var pkts []rtppeer.Packet
+	add := func(in []webrtcpeer.Packet) {
+		for _, p := range in {
+			pkts = append(pkts, rtppeer.Packet{Header: p.Header, Payload: p.Payload, At: p.At})
+		}
+	}
+	for i := 0; i < 10; i++ {
+		from, to, target := ca, cb, sb
+		if i%2 == 1 {
+			from, to, target = cb, ca, sa
+		}
+		var tr transferResult
+		from.MustCall("endpoint.transfer", map[string]any{"endpoint_id": res.EndpointID, "target_session_id": target}, &tr)
+		from.WaitEvent(protocol.EventTransferredOut, wait)
+		in := to.WaitEvent(protocol.EventTransferredIn, wait)
+		var n struct {
+			EndpointType string `json:"endpoint_type"`
+			State        string `json:"state"`
+		}
+		decodeData(t, in.Data, &n)
+		if n.EndpointType != "webrtc" || n.State != "connected" {
+			t.Fatalf("round %d: transferred_in %s", i, in.Data)
+		}
+		add(wp.Collect(10, time.Second, 5*time.Second)) // audio from the new session
+	}
+	add(wp.Collect(1<<20, 200*time.Millisecond, time.Second))
+	checkStreamSteps(t, pkts, 2*960+38, maxJitter())
+	var payloads [][]byte
+	for _, p := range pkts[len(pkts)/2:] {
+		payloads = append(payloads, p.Payload)
+	}
+	pcm := audiotest.DecodePayloads(t, "opus", payloads)
+	if f := audiotest.DominantFrequency(pcm, audiotest.CodecSampleRate("opus")); math.Abs(f-1000) > 5 {
+		t.Errorf("client hears %.1f Hz, want the 1000 Hz tone", f)
+	}
+	if eps := sessionEndpoints(t, ca); eps[res.EndpointID] != "webrtc" {
+		t.Errorf("session A after an even number of transfers: %v", eps)
+	}
 }

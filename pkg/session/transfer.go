@@ -251,7 +251,7 @@ func transferable(l *leg) (endpoint.Mover, error) {
 		return nil, endpointError("Bridge endpoints cannot be transferred")
 	}
 	mv, ok := l.ep.(endpoint.Mover)
-	if !ok {
+	if !ok || l.rtp == nil {
 		return nil, endpointError("%s endpoints cannot be transferred", l.ep.Type())
 	}
 	return mv, nil

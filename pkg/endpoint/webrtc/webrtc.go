@@ -94,6 +94,10 @@ type Endpoint struct {
 	reporting atomic.Bool // a state report is on its way to the session loop
 
 	sink atomic.Pointer[sinkBox]
+	// deliverMu is held for writing while a transfer moves the leg (suspended is then set;
+	// both session-loop only), read-held by each hand-over to the sink.
+	deliverMu sync.RWMutex
+	suspended bool
 
 	// mu guards closing and the reader count, so no reader starts once Close waits for them.
 	mu      sync.Mutex
@@ -435,11 +439,44 @@ func (e *Endpoint) Start(_ *mediaio.Worker, sink endpoint.Sink) error {
 	return nil
 }
 
+// Suspend implements endpoint.Mover: no datagram reaches the old session once it returns (a
+// hand-over in progress finishes first); the PeerConnection, its ICE, DTLS and SRTP state and
+// the outgoing stream stay as they are.
+func (e *Endpoint) Suspend() {
+	e.deliverMu.Lock()
+	e.suspended = true
+}
+
+// Resume implements endpoint.Mover: datagrams go to sink, the new session, and the current ICE
+// state is reported to it. The worker and lease are unused: pion reads the socket and the
+// leg keeps its own buffers.
+func (e *Endpoint) Resume(_ *mediaio.Worker, sink endpoint.Sink, _ *endpoint.Lease) error {
+	if !e.suspended {
+		return errors.New("webrtc: resume without suspend")
+	}
+	e.out.Rebase()
+	e.sink.Store(&sinkBox{s: sink})
+	e.suspended = false
+	e.deliverMu.Unlock()
+	e.reporting.Store(false) // a report in flight went to the old session
+	e.report()
+	return nil
+}
+
+var _ endpoint.Mover = (*Endpoint)(nil)
+
 // Close tears the PeerConnection down, closes the socket and waits for the leg's readers.
 // It is called once, under the session's lock; pion's close is bounded by its own timeouts.
 func (e *Endpoint) Close() {
 	if e.closed {
 		return
+	}
+	if e.suspended {
+		// Closed while moving (a failed transfer whose sessions both went): readers blocked
+		// in deliver must get through to see the leg closing.
+		e.sink.Store(nil)
+		e.suspended = false
+		e.deliverMu.Unlock()
 	}
 	e.closed = true
 	e.mu.Lock()
@@ -529,6 +566,10 @@ func (e *Endpoint) readReceiverRTCP(r *pion.RTPReceiver) {
 }
 
 func (e *Endpoint) deliver(b []byte, rtcpPacket bool) {
+	// A transfer holds the write side while the leg changes sessions (Suspend … Resume):
+	// pion keeps what arrives meanwhile in its own buffers.
+	e.deliverMu.RLock()
+	defer e.deliverMu.RUnlock()
 	box := e.sink.Load()
 	if box == nil {
 		return
