@@ -115,7 +115,6 @@ func removePartner(s *Session, ep *bridge.Leg) {
 			return // removed already, or never added
 		}
 		now := time.Now()
-		s.stopLegRecordings(l, reasonEndpointRemoved, now)
 		m.remove(l, now)
 		s.emit(protocol.EventEndpointRemoved, map[string]string{"endpoint_id": ep.ID().String(), "reason": bridgeReason})
 	})

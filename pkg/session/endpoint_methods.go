@@ -258,7 +258,6 @@ func (s *Session) removeEndpoint(p *endpointRef) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.stopLegRecordings(l, reasonEndpointRemoved, time.Now())
 	s.media.remove(l, time.Now())
 	return nil, nil
 }

@@ -295,8 +295,9 @@ func (m *mediaState) add(ep endpoint.Leg, now time.Time) *leg {
 	return l
 }
 
-// remove closes an endpoint and rebuilds routing.
+// remove closes an endpoint and rebuilds routing; its recordings stop (endpoint_removed).
 func (m *mediaState) remove(l *leg, now time.Time) {
+	m.s.stopLegRecordings(l, reasonEndpointRemoved, now)
 	l.ep.Close()
 	m.detachLeg(l, now)
 }
