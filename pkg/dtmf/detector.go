@@ -48,6 +48,10 @@ type Packet struct {
 //     to the previous segment's plus its duration; they are joined into one digit;
 //   - a change of SSRC (a new stream) completes any open event and starts afresh.
 //
+// Packets older than the newest event are taken for stragglers and dropped, so an event whose
+// every packet arrives after the next event's first one is lost: that takes a press of a few
+// packets reordered past the next press, which networks that reorder by a packet or two never do.
+//
 // Events 16 and up (flash, tones) take part in this bookkeeping (they end an open digit) but
 // are never reported. The zero value is not usable; see NewDetector. A Detector is not safe
 // for concurrent use and allocates nothing.

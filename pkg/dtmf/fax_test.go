@@ -2,6 +2,7 @@ package dtmf
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -80,6 +81,17 @@ func TestFaxTones(t *testing.T) {
 				cases = append(cases, tc{fmt.Sprintf("CED %.0f Hz %.0f dBm0 reversals %v", freq, level, rev), pcm, []int{onset}, CED})
 			}
 		}
+	}
+	// With white noise 20 dB below the tone.
+	for _, level := range []float64{-10, -35} {
+		pcm, onsets := cngCadence(t, 1100, level, 2)
+		power := make([]float64, len(pcm))
+		for i := range power {
+			power[i] = math.Pow(dbm0Volume(level)*32767, 2) / 2
+		}
+		cases = append(cases, tc{fmt.Sprintf("CNG %.0f dBm0 + noise", level), addNoise(t, pcm, power, 8000, 20), onsets, CNG})
+		ced, onset := cedTone(t, 2100, level, true)
+		cases = append(cases, tc{fmt.Sprintf("CED %.0f dBm0 + noise", level), addNoise(t, ced, power[:len(ced)], 8000, 20), []int{onset}, CED})
 	}
 	// Out of tolerance: nothing.
 	for _, freq := range []float64{1030, 1170} {

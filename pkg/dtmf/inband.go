@@ -18,9 +18,11 @@ const (
 	// blocks, long enough to tell the tones apart.
 	BlockMS = 10
 	// minBlocks is how many consecutive blocks must carry the same digit at the right
-	// frequencies before it is taken: 40 ms tones always have them, tones under 23 ms never
-	// do (only whole blocks pass the energy test, see minFraction).
-	minBlocks = 3
+	// frequencies before it is taken, strictBlocks of them (nearly) whole: 40 ms tones always
+	// have them, also when a codec smears their edges; tones under 23 ms never do (the least
+	// they take is half a block, a whole one and nine tenths of one, see the fractions).
+	minBlocks    = 3
+	strictBlocks = 2
 	// endBlocks is how many blocks without the digit end it: an interruption of up to 10 ms
 	// does not split a digit, a pause of 40 ms does.
 	endBlocks = 3
@@ -37,13 +39,13 @@ const (
 	maxNormalTwistDB  = 9
 	maxReverseTwistDB = 5
 	// minFraction is the share of a block's energy the two tones must hold for the block to
-	// carry the digit. A block only partly covered by a tone holds that part's share, so a
-	// 25 %-empty block fails, which is how short tones are refused.
-	minFraction = 0.75
+	// carry the digit. A block only partly covered by a tone holds that part's share.
+	minFraction = 0.5
 	// strictFraction is the share the tones must hold, their frequency errors allowed for, in
-	// every block after the first before a digit is taken. Speech and music spread their
-	// energy over many frequencies; a voice whose harmonics fall on a DTMF pair still leaves
-	// 15-30 % elsewhere.
+	// strictBlocks blocks of a digit before it is taken: a block less than 90 % covered by the
+	// tone fails, which is how short tones are refused. Speech and music spread their energy
+	// over many frequencies; a voice whose harmonics fall on a DTMF pair still leaves 15-30 %
+	// elsewhere.
 	strictFraction = 0.9
 )
 
@@ -56,7 +58,8 @@ const dBm0Peak = 32767 / 1.44
 // loud enough, the two are within the twist limits and hold most of the block's energy; the
 // tones' exact frequencies come from their phase advance between blocks, which tells ±1.5 %
 // from ±3.5 % where the filters' width cannot. A digit is taken after minBlocks such blocks
-// and reported once, when it ends, with its duration.
+// in a row, strictBlocks of them held nearly whole by the two tones, and reported once, when
+// it ends, with its duration.
 //
 // Not safe for concurrent use; Process allocates nothing.
 type Inband struct {
@@ -76,9 +79,13 @@ type Inband struct {
 	prevDigit int // the digit the previous block carried, -1 for none
 	prevRow   complex64
 	prevCol   complex64
+	prevPow   [3]float32 // the previous block's row and column powers and cross term
+	prevE     float32    // and its energy
 
-	run      int   // consecutive blocks of prevDigit whose frequencies checked out, after the first
-	runStart int64 // the first block of that run
+	run        int   // consecutive blocks of prevDigit, each pair's frequencies checked
+	runStart   int64 // the first block of that run
+	runStrict  int   // how many of them passed the strict test
+	lastStrict bool  // the run's last block is counted in runStrict
 
 	on       bool
 	cur      int   // the digit being heard
@@ -180,30 +187,40 @@ func (d *Inband) analyse(dst []Report) []Report {
 		pr+pc+cross >= d.minRatio*energy {
 		digit = r*4 + c
 	}
-	good := false
+	linked, strictCur, strictPrev := false, false, false
 	if digit >= 0 && digit == d.prevDigit {
 		offR := d.bins[r].offset(ar, d.prevRow)
 		offC := d.bins[4+c].offset(ac, d.prevCol)
 		if math.Abs(offR) <= maxOffset*d.bins[r].freq && math.Abs(offC) <= maxOffset*d.bins[4+c].freq {
+			linked = true
 			// Now that the frequencies are known, the tones' true power is known too: a
 			// filter passes a tone off its centre by δ with the gain |D(2πδ/rate)/N|². With
-			// it, the two tones must hold nearly all of the block (speech whose harmonics
-			// fall on a pair holds 70-85 %).
-			// Only errors Q.24 says must be accepted (1.5 %) are made up for.
+			// it, the two tones must hold nearly all of a block (speech whose harmonics
+			// fall on a pair holds 70-85 %). Only errors Q.24 says must be accepted (1.5 %)
+			// are made up for.
 			gr := d.gain(min(math.Abs(offR), acceptOffset*d.bins[r].freq))
 			gc := d.gain(min(math.Abs(offC), acceptOffset*d.bins[4+c].freq))
-			good = pr/gr+pc/gc+cross/float32(math.Sqrt(float64(gr*gc))) >= d.strictRatio*energy
+			gx := float32(math.Sqrt(float64(gr * gc)))
+			strictCur = pr/gr+pc/gc+cross/gx >= d.strictRatio*energy
+			strictPrev = d.prevPow[0]/gr+d.prevPow[1]/gc+d.prevPow[2]/gx >= d.strictRatio*d.prevE
 		}
 	}
 	d.prevDigit, d.prevRow, d.prevCol = digit, ar, ac
+	d.prevPow, d.prevE = [3]float32{pr, pc, cross}, energy
 
 	switch {
-	case !good:
+	case digit < 0:
 		d.run = 0
-	case d.run == 0:
-		d.run, d.runStart = 1, d.block-1
+	case !linked:
+		d.run, d.runStart, d.runStrict, d.lastStrict = 1, d.block, 0, false
 	default:
 		d.run++
+		if strictPrev && !d.lastStrict {
+			d.runStrict++
+		}
+		if d.lastStrict = strictCur; strictCur {
+			d.runStrict++
+		}
 	}
 	if d.on {
 		// The digit's frequencies were checked when it was taken: a block that carries it
@@ -214,7 +231,7 @@ func (d *Inband) analyse(dst []Report) []Report {
 			dst = d.emit(dst)
 		}
 	}
-	if !d.on && d.run >= minBlocks-1 {
+	if !d.on && d.run >= minBlocks && d.runStrict >= strictBlocks {
 		d.on, d.cur, d.curStart, d.curLast, d.misses = true, digit, d.runStart, d.block, 0
 	}
 	d.block++

@@ -348,6 +348,7 @@ func (m *mediaState) rebuild() {
 				l.codec = c
 			}
 		}
+		m.s.prepareInband(l) // in-band DTMF detection is a tap of its own (§31)
 		l.rates = l.rates[:0]
 		for _, t := range l.taps {
 			l.want(t.TapRate())
@@ -398,7 +399,15 @@ func (m *mediaState) rebuild() {
 			m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeTranscode, pipe: p})
 		}
 	}
-	heavy := false
+	// Codec work on a media worker would hold up its other sessions: a session whose packets
+	// need any goes through its loop. G.711 decoding for taps alone (in-band DTMF, fax, a
+	// recording) is a table lookup and stays on the worker.
+	heavy := len(m.mixers) > 0
+	for _, rs := range m.routes {
+		for _, r := range rs {
+			heavy = heavy || r.mode == modeTranscode
+		}
+	}
 	for _, l := range m.legs {
 		if len(l.rates) == 0 {
 			if l.src != nil {
@@ -422,7 +431,7 @@ func (m *mediaState) rebuild() {
 		}
 		// Only RTP legs' packets arrive on a media worker; PCM legs are read on the session
 		// loop anyway.
-		heavy = heavy || l.rtp != nil
+		heavy = heavy || (l.rtp != nil && (!cheapDecode(l.codec) || len(l.src.views) > 0))
 	}
 	m.codecWork.Store(heavy)
 	m.updateClock()
@@ -461,6 +470,8 @@ func (m *mediaState) handlePacket(ep endpoint.Leg, b []byte, src netip.AddrPort,
 		}
 		if ep.Direction().Sends() {
 			m.route(l, in, now)
+		} else {
+			m.tapOnly(l, in, now)
 		}
 	case endpoint.InboundRTCP:
 		m.tapRTCP(ep, true, in.Payload, now)
@@ -470,6 +481,21 @@ func (m *mediaState) handlePacket(ep endpoint.Leg, b []byte, src netip.AddrPort,
 			})
 		}
 	}
+}
+
+// cheapDecode reports whether decoding c is cheap enough for a media worker (G.711).
+func cheapDecode(c codec.Codec) bool { return c == codec.PCMU || c == codec.PCMA }
+
+// tapOnly decodes an inbound packet of a leg that does not send (recvonly) for its taps alone:
+// detectors and recordings hear it although nobody is sent it.
+func (m *mediaState) tapOnly(src *leg, in *endpoint.Inbound, now time.Time) {
+	if in.DTMF || src.src == nil || len(src.taps) == 0 {
+		return
+	}
+	if err := src.src.decode(in.Payload, in.Header.SequenceNumber, in.Header.Timestamp); err != nil {
+		m.s.mgr.metrics.TranscodeErrors.Inc()
+	}
+	m.feedTaps(src, now)
 }
 
 // route forwards one inbound packet to every destination of its source: passthrough as it is,
@@ -623,8 +649,8 @@ func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 			continue // PCM legs take no telephone-events
 		}
 		dstNeg, _ := dst.Negotiated()
-		if !dst.CanSend() || dstNeg.TelephoneEventPT == 0 {
-			continue
+		if !dst.CanSend() || dstNeg.TelephoneEventPT == 0 || m.audioPaused(r.dst, now) {
+			continue // a digit being injected owns the destination's stream meanwhile
 		}
 		h := m.header(dstNeg.TelephoneEventPT)
 		h.Marker = in.Header.Marker

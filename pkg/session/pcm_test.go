@@ -96,7 +96,9 @@ func mediaTestSession(t *testing.T) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := testManager(Options{Media: MediaOptions{Ports: ports, MediaIP: ip, RTPPortRange: [2]int{41000, 41999},
+	// In-band DTMF off: these tests count decoders, and "auto" gives every leg without
+	// telephone-event a detector of its own (and so a decode).
+	m := testManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaIP: ip, RTPPortRange: [2]int{41000, 41999},
 		MaxSDPBytes: 64 << 10, TranscodeCacheSize: 8, OpusComplexity: 9}})
 	t.Cleanup(m.Close)
 	s, err := m.Create(nil)
@@ -287,4 +289,21 @@ func testEventually(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A leg that does not send (recvonly) is routed nowhere, but its taps (detectors,
+// recordings) still hear what its peer sends.
+func TestRecvOnlyLegFeedsTaps(t *testing.T) {
+	s := mediaTestSession(t)
+	peer := rtppeer.New(t)
+	l := addRTPPeer(t, s, peer, "0", endpoint.RecvOnly)
+	tap := &tapRecorder{rate: 8000}
+	s.Do("test.tap", func(s *Session) (any, error) { s.media.addAudioTap(l, tap); return nil, nil })
+	payloads := audiotest.EncodePayloads(t, "PCMU", audiotest.Tone(8000, 8000, 0.25, 1000))
+	peer.Stream(rtp.Header{Version: 2, PayloadType: 0, SSRC: 0x77, SequenceNumber: 1}, len(payloads), 160, true, func(i int) []byte { return payloads[i] })
+	testEventually(t, func() bool {
+		var n int
+		s.Do("test.tap", func(s *Session) (any, error) { n = tap.samples; return nil, nil })
+		return n == 8000
+	})
 }

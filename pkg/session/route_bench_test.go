@@ -37,7 +37,7 @@ func newRoutingFixture(tb testing.TB, dstFormat string, mix bool) *routingFixtur
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mgr := NewManager(Options{Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
+	mgr := NewManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New())
 	s := newSession(mgr, nil)
 	s.media.scratch.Borrow() // the fixture plays the session's lock holder throughout
@@ -101,7 +101,7 @@ func newClockFixture(tb testing.TB, dstFormat string) (*Session, *endpoint.RTP) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mgr := NewManager(Options{Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
+	mgr := NewManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New())
 	s := newSession(mgr, nil)
 	s.media.scratch.Borrow()
