@@ -181,16 +181,7 @@ func arrivalTimes(pkts []rtppeer.Packet) []time.Time {
 // checkEndpoint checks one session.info entry.
 func checkEndpoint(t *testing.T, c *testserver.Client, id, typ, dir, codec string) {
 	t.Helper()
-	var info struct {
-		Endpoints []struct {
-			EndpointID   string  `json:"endpoint_id"`
-			EndpointType string  `json:"endpoint_type"`
-			Direction    string  `json:"direction"`
-			State        string  `json:"state"`
-			Codec        *string `json:"codec"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	for _, e := range info.Endpoints {
 		if e.EndpointID == id {
 			if e.EndpointType != typ || e.Direction != dir || e.State != "connected" || e.Codec == nil || *e.Codec != codec {
@@ -343,12 +334,7 @@ func TestBridgeErrors(t *testing.T) {
 
 func mustFirstEndpoint(t *testing.T, c *testserver.Client) string {
 	t.Helper()
-	var info struct {
-		Endpoints []struct {
-			EndpointID string `json:"endpoint_id"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	if len(info.Endpoints) == 0 {
 		t.Fatal("no endpoints")
 	}

@@ -271,13 +271,7 @@ func TestPlaybackLoopSeekPauseGainE2E(t *testing.T) {
 			t.Errorf("100 ms segments %v: want 15 of 1500 Hz", seg)
 		}
 		// The endpoint stays, finished, until removed (§8).
-		var info struct {
-			Endpoints []struct {
-				EndpointID string `json:"endpoint_id"`
-				State      string `json:"state"`
-			} `json:"endpoints"`
-		}
-		c.MustCall("session.info", nil, &info)
+		info := c.SessionInfo()
 		found := false
 		for _, e := range info.Endpoints {
 			if e.EndpointID == id {

@@ -107,13 +107,7 @@ func TestPlaybackURLE2E(t *testing.T) {
 		params := map[string]any{"source": ms.URL + "/tone.wav", "headers": map[string]string{"Authorization": "Bearer t0k"}}
 		id1, _ := createFile(t, c, params)
 		id2, _ := createFile(t, c, params)
-		var info struct {
-			Endpoints []struct {
-				EndpointID string `json:"endpoint_id"`
-				State      string `json:"state"`
-			} `json:"endpoints"`
-		}
-		c.MustCall("session.info", nil, &info)
+		info := c.SessionInfo()
 		for _, e := range info.Endpoints {
 			if (e.EndpointID == id1 || e.EndpointID == id2) && e.State != "buffering" && e.State != "playing" {
 				t.Errorf("URL endpoint in state %s, want buffering", e.State)

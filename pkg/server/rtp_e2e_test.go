@@ -106,16 +106,7 @@ func TestTwoPartyCallBothWays(t *testing.T) {
 			checkStream(t, a.peer.Collect(n, wait), want, codec.pt, 160)
 
 			// Both legs went new → connected with their first packet.
-			var info struct {
-				Endpoints []struct {
-					EndpointID   string  `json:"endpoint_id"`
-					EndpointType string  `json:"endpoint_type"`
-					Direction    string  `json:"direction"`
-					State        string  `json:"state"`
-					Codec        *string `json:"codec"`
-				}
-			}
-			c.MustCall("session.info", nil, &info)
+			info := c.SessionInfo()
 			if len(info.Endpoints) != 2 {
 				t.Fatalf("endpoints: %+v", info.Endpoints)
 			}

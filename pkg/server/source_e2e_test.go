@@ -55,13 +55,7 @@ func sendForeign(t *testing.T, conn *net.UDPConn, to *net.UDPAddr, n int, pt uin
 // endpointState reads one endpoint's state from session.info.
 func endpointState(t *testing.T, c *testserver.Client, id string) string {
 	t.Helper()
-	var info struct {
-		Endpoints []struct {
-			EndpointID string `json:"endpoint_id"`
-			State      string `json:"state"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	for _, e := range info.Endpoints {
 		if e.EndpointID == id {
 			return e.State

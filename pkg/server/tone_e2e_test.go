@@ -159,16 +159,7 @@ func TestToneParamsE2E(t *testing.T) {
 	// duration_ms 0 finishes at once; the endpoint stays, finished, with no state_changed.
 	id, _ := createTone(t, c, map[string]any{"tone": "beep", "duration_ms": 0})
 	waitToneFinished(t, c, id, time.Second)
-	var info struct {
-		Endpoints []struct {
-			EndpointID   string  `json:"endpoint_id"`
-			EndpointType string  `json:"endpoint_type"`
-			Direction    string  `json:"direction"`
-			State        string  `json:"state"`
-			Codec        *string `json:"codec"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	if len(info.Endpoints) != 1 || info.Endpoints[0].State != "finished" || info.Endpoints[0].EndpointType != "tone" ||
 		info.Endpoints[0].Direction != "sendonly" || info.Endpoints[0].Codec != nil {
 		t.Errorf("session.info endpoints %+v, want one finished sendonly tone with codec null", info.Endpoints)

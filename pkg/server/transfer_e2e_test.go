@@ -29,13 +29,7 @@ type transferResult struct {
 // sessionEndpoints lists a session's endpoint ids.
 func sessionEndpoints(t *testing.T, c *testserver.Client) map[string]string {
 	t.Helper()
-	var info struct {
-		Endpoints []struct {
-			EndpointID   string `json:"endpoint_id"`
-			EndpointType string `json:"endpoint_type"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	out := map[string]string{}
 	for _, e := range info.Endpoints {
 		out[e.EndpointID] = e.EndpointType
@@ -426,13 +420,7 @@ func TestTransferSRTP(t *testing.T) {
 		t.Errorf("rtpbridge_srtp_errors_total = %v: the phone's packets were refused after a move", v)
 	}
 	// Stats of the leg kept counting inbound across the moves.
-	var info struct {
-		Endpoints []struct {
-			EndpointID string `json:"endpoint_id"`
-			State      string `json:"state"`
-		} `json:"endpoints"`
-	}
-	ca.MustCall("session.info", nil, &info)
+	info := ca.SessionInfo()
 	found := false
 	for _, e := range info.Endpoints {
 		found = found || (e.EndpointID == id && e.State == "connected")

@@ -283,15 +283,7 @@ func TestWSAudioOutboundRates(t *testing.T) {
 			}
 			checkNoDropout(t, steady, tc.rate/50)
 
-			var info struct {
-				Endpoints []struct {
-					EndpointID   string  `json:"endpoint_id"`
-					EndpointType string  `json:"endpoint_type"`
-					State        string  `json:"state"`
-					Codec        *string `json:"codec"`
-				} `json:"endpoints"`
-			}
-			c.MustCall("session.info", nil, &info)
+			info := c.SessionInfo()
 			found := false
 			for _, e := range info.Endpoints {
 				if e.EndpointID == id {
@@ -475,12 +467,7 @@ func TestWSAudioDisconnectAndRemove(t *testing.T) {
 	if d.EndpointID != id {
 		t.Fatalf("ws.disconnected %s", ev.Data)
 	}
-	var info struct {
-		Endpoints []struct {
-			State string `json:"state"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	if len(info.Endpoints) != 1 || info.Endpoints[0].State != "disconnected" {
 		t.Fatalf("session.info after hang-up: %+v", info.Endpoints)
 	}
@@ -578,16 +565,7 @@ func TestWSAudioParams(t *testing.T) {
 		c.ExpectError("endpoint.create_websocket", p, protocol.CodeInvalidParams)
 	}
 	id, _ := wsEndpoint(t, c, map[string]any{"flush_ms": 1000, "sample_rate": 48000, "direction": "sendonly"})
-	var info struct {
-		Endpoints []struct {
-			EndpointID   string  `json:"endpoint_id"`
-			EndpointType string  `json:"endpoint_type"`
-			Direction    string  `json:"direction"`
-			State        string  `json:"state"`
-			Codec        *string `json:"codec"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	if len(info.Endpoints) != 1 {
 		t.Fatalf("endpoints %+v", info.Endpoints)
 	}
@@ -620,13 +598,7 @@ func TestWSAudioPing(t *testing.T) {
 		t.Errorf("dropped after %v", el)
 	}
 	time.Sleep(500 * time.Millisecond) // several more pings
-	var info struct {
-		Endpoints []struct {
-			EndpointID string `json:"endpoint_id"`
-			State      string `json:"state"`
-		} `json:"endpoints"`
-	}
-	c.MustCall("session.info", nil, &info)
+	info := c.SessionInfo()
 	for _, e := range info.Endpoints {
 		if e.EndpointID == id && e.State != "connected" {
 			t.Errorf("ponging bot is %s", e.State)

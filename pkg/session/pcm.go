@@ -197,21 +197,26 @@ func newPCMWriter(rate int) *pcmWriter {
 	return &pcmWriter{frame: n, pending: make([]int16, 0, 8*n)}
 }
 
-// write appends pcm and hands every complete frame to dst. When the source runs ahead for
-// longer than the buffer holds, its oldest audio goes.
+// write appends pcm and hands every complete frame to dst.
 func (w *pcmWriter) write(dst endpoint.PCMMedia, pcm []int16, now time.Time) {
-	if free := cap(w.pending) - len(w.pending); len(pcm) > free {
-		drop := min(len(pcm)-free, len(w.pending))
-		w.pending = w.pending[:copy(w.pending, w.pending[drop:])]
-		if len(pcm) > cap(w.pending) {
-			pcm = pcm[len(pcm)-cap(w.pending):]
-		}
-	}
-	w.pending = append(w.pending, pcm...)
+	w.pending = appendBounded(w.pending, pcm)
 	for len(w.pending) >= w.frame {
 		dst.WriteFrame(w.pending[:w.frame], now)
 		w.pending = w.pending[:copy(w.pending, w.pending[w.frame:])]
 	}
+}
+
+// appendBounded appends pcm to buf without growing it: when a source runs ahead of its
+// consumer for longer than buf holds, its oldest audio goes rather than memory.
+func appendBounded(buf, pcm []int16) []int16 {
+	if free := cap(buf) - len(buf); len(pcm) > free {
+		drop := min(len(pcm)-free, len(buf))
+		buf = buf[:copy(buf, buf[drop:])]
+		if len(pcm) > cap(buf) {
+			pcm = pcm[len(pcm)-cap(buf):]
+		}
+	}
+	return append(buf, pcm...)
 }
 
 // addAudioTap makes t receive l's inbound audio (decoded once, shared with routing).

@@ -310,16 +310,8 @@ func (m *mediaState) mix(mx *mixer, src *leg, pcm []int16, ts uint32, hasTS bool
 	if hasTS {
 		input.dtmf.mark(ts, mx.ts)
 	}
-	if free := cap(input.pending) - len(input.pending); len(pcm) > free {
-		// The source runs ahead of the others for longer than the buffer holds: drop its oldest
-		// audio rather than grow without bound.
-		drop := min(len(pcm)-free, len(input.pending))
-		input.pending = input.pending[:copy(input.pending, input.pending[drop:])]
-		if len(pcm) > cap(input.pending) {
-			pcm = pcm[len(pcm)-cap(input.pending):]
-		}
-	}
-	input.pending = append(input.pending, pcm...)
+	// A source that runs ahead of the others loses its oldest audio, never grows the buffer.
+	input.pending = appendBounded(input.pending, pcm)
 	for len(input.pending) >= mx.frame {
 		if input.contributed {
 			m.flushMix(mx, now)

@@ -300,3 +300,26 @@ func (s *Server) MetricValue(t testing.TB, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
+
+// EndpointInfo is one endpoint of session.info as tests read it (PROTOCOL.md §4).
+type EndpointInfo struct {
+	EndpointID       string  `json:"endpoint_id"`
+	EndpointType     string  `json:"endpoint_type"`
+	Direction        string  `json:"direction"`
+	State            string  `json:"state"`
+	Codec            *string `json:"codec"`
+	SharedPlaybackID string  `json:"shared_playback_id"`
+}
+
+// SessionInfo is what tests read of session.info.
+type SessionInfo struct {
+	Endpoints []EndpointInfo `json:"endpoints"`
+}
+
+// SessionInfo calls session.info on the client's session.
+func (c *Client) SessionInfo() SessionInfo {
+	c.t.Helper()
+	var info SessionInfo
+	c.MustCall("session.info", nil, &info)
+	return info
+}
