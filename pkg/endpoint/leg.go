@@ -115,3 +115,16 @@ type CodecDescriber interface {
 type RTCPObservable interface {
 	ObserveRTCP(fn func(b []byte, now time.Time))
 }
+
+// MediaWatcher is media-timeout bookkeeping (PROTOCOL.md §8): RTP media has it (RTPMedia), and
+// PCM legs that carry a peer's audio (bridges) implement it too.
+type MediaWatcher interface {
+	// LastMedia is when media last arrived (zero if never).
+	LastMedia() time.Time
+	// MediaExpectedSince is when media could first have arrived; zero while none is expected.
+	MediaExpectedSince() time.Time
+	// TimedOut and SetTimedOut track one outage: the event is sent once, re-armed when media
+	// resumes.
+	TimedOut() bool
+	SetTimedOut(v bool)
+}

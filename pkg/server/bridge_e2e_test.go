@@ -340,3 +340,27 @@ func mustFirstEndpoint(t *testing.T, c *testserver.Client) string {
 	}
 	return info.Endpoints[0].EndpointID
 }
+
+// A bridge half whose partner session sends it nothing reports endpoint.media_timeout (§8) once,
+// with the real gap, and stays connected (§10); the half that only sends expects nothing.
+func TestBridgeMediaTimeout(t *testing.T) {
+	srv := testserver.Start(t, func(c *config.Config) { c.MediaTimeoutSecs = 1 }, server.Tuning{})
+	ca, cb := testserver.Dial(t, srv), testserver.Dial(t, srv)
+	ca.CreateSession()
+	sb := cb.CreateSession()
+	var br bridgeResult
+	ca.MustCall("session.bridge", map[string]any{"target_session_id": sb, "direction": "sendonly"}, &br)
+	ev := ca.WaitEvent(protocol.EventMediaTimeout, 5*time.Second)
+	var d struct {
+		EndpointID string `json:"endpoint_id"`
+		DurationMS int64  `json:"duration_ms"`
+	}
+	decodeData(t, ev.Data, &d)
+	if d.EndpointID != br.EndpointID || d.DurationMS < 1000 || d.DurationMS > 3000 {
+		t.Fatalf("media_timeout %s, want the bridge half %s after 1–3 s", ev.Data, br.EndpointID)
+	}
+	checkEndpoint(t, ca, br.EndpointID, "bridge", "sendonly", "L16/48000")
+	time.Sleep(1500 * time.Millisecond) // long enough for a second timeout, which must not come
+	noEvents(t, ca, protocol.EventMediaTimeout, protocol.EventEndpointStateChanged)
+	noEvents(t, cb, protocol.EventMediaTimeout)
+}

@@ -713,27 +713,41 @@ func (l *leg) codecName() string {
 func (m *mediaState) tick(now time.Time) {
 	for _, l := range m.legs {
 		l.ep.Tick(now)
-		ep := l.rtp
-		if ep == nil {
-			continue // media timeouts are about RTP peers
-		}
-		if _, ok := ep.Negotiated(); !ok || ep.TimedOut() || m.opts.MediaTimeout <= 0 {
+		w := l.mediaWatcher()
+		if w == nil || w.TimedOut() || m.opts.MediaTimeout <= 0 {
 			continue
 		}
-		since := ep.LastMedia()
+		since := w.LastMedia()
 		if since.IsZero() {
-			since = ep.MediaExpectedSince()
+			since = w.MediaExpectedSince()
+		}
+		if since.IsZero() {
+			continue // no media expected yet
 		}
 		if gap := now.Sub(since); gap > m.opts.MediaTimeout {
-			ep.SetTimedOut(true)
+			w.SetTimedOut(true)
 			m.s.emit(protocol.EventMediaTimeout, map[string]any{
 				"endpoint_id": l.ep.ID().String(), "duration_ms": gap.Milliseconds(),
 			})
-			if l.ep.State() == endpoint.StateConnected {
+			// RTP and WebRTC legs go disconnected (D6); a bridge is connected for life (§10).
+			if l.rtp != nil && l.ep.State() == endpoint.StateConnected {
 				m.setState(l, endpoint.StateDisconnected)
 			}
 		}
 	}
+}
+
+// mediaWatcher is the leg's media-timeout bookkeeping: an RTP leg's once its SDP exchange is
+// done, a PCM leg's if it carries a peer's audio (endpoint.MediaWatcher), else none.
+func (l *leg) mediaWatcher() endpoint.MediaWatcher {
+	if l.rtp != nil {
+		if _, ok := l.rtp.Negotiated(); !ok {
+			return nil
+		}
+		return l.rtp
+	}
+	w, _ := l.ep.(endpoint.MediaWatcher)
+	return w
 }
 
 // close ends every endpoint (session teardown).

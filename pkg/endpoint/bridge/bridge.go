@@ -96,6 +96,10 @@ type Leg struct {
 	p     *pair
 
 	onClose func() // set before Start; runs once, when this half closes first
+
+	// Media-timeout bookkeeping (endpoint.MediaWatcher), session loop only.
+	created, lastMedia time.Time
+	timedOut           bool
 }
 
 var (
@@ -103,6 +107,7 @@ var (
 	_ endpoint.PCMMedia       = (*Leg)(nil)
 	_ endpoint.Relay          = (*Leg)(nil)
 	_ endpoint.CodecDescriber = (*Leg)(nil)
+	_ endpoint.MediaWatcher   = (*Leg)(nil)
 )
 
 // Mirror is the partner half's direction for a half with direction d (D15): sendonly and
@@ -122,8 +127,9 @@ func Mirror(d endpoint.Direction) endpoint.Direction {
 func NewPair(idA, idB uuid.UUID, dir endpoint.Direction) (a, b *Leg) {
 	ab, ba := new(ring), new(ring)
 	p := new(pair)
-	a = &Leg{id: idA, dir: dir, state: endpoint.StateConnected, in: ba, out: ab, p: p}
-	b = &Leg{id: idB, dir: Mirror(dir), state: endpoint.StateConnected, in: ab, out: ba, p: p}
+	now := time.Now()
+	a = &Leg{id: idA, dir: dir, state: endpoint.StateConnected, in: ba, out: ab, p: p, created: now}
+	b = &Leg{id: idB, dir: Mirror(dir), state: endpoint.StateConnected, in: ab, out: ba, p: p, created: now}
 	return a, b
 }
 
@@ -179,12 +185,31 @@ func (l *Leg) CodecName() string { return "L16/48000" }
 func (l *Leg) Rate() int { return Rate }
 
 // ReadFrame implements endpoint.PCMMedia: the partner session's next 20 ms, if any.
-func (l *Leg) ReadFrame(frame []int16, _ time.Time) bool {
-	if l.p.closed.Load() {
+func (l *Leg) ReadFrame(frame []int16, now time.Time) bool {
+	if l.p.closed.Load() || !l.in.pop(frame) {
 		return false
 	}
-	return l.in.pop(frame)
+	l.lastMedia, l.timedOut = now, false
+	return true
 }
+
+// LastMedia implements endpoint.MediaWatcher: when the partner's audio last arrived.
+func (l *Leg) LastMedia() time.Time { return l.lastMedia }
+
+// MediaExpectedSince implements endpoint.MediaWatcher: a half whose session takes audio from
+// it expects the partner's from its creation on; a half that only sends expects none.
+func (l *Leg) MediaExpectedSince() time.Time {
+	if !l.dir.Sends() {
+		return time.Time{}
+	}
+	return l.created
+}
+
+// TimedOut implements endpoint.MediaWatcher.
+func (l *Leg) TimedOut() bool { return l.timedOut }
+
+// SetTimedOut implements endpoint.MediaWatcher.
+func (l *Leg) SetTimedOut(v bool) { l.timedOut = v }
 
 // WriteFrame implements endpoint.PCMMedia: 20 ms for the partner session.
 func (l *Leg) WriteFrame(frame []int16, _ time.Time) {
