@@ -53,7 +53,9 @@ func (o *OutStream) Map(source uint64, seq uint16, ts uint32, marker bool, now t
 	} else if source != o.source || source == 0 {
 		// Continue one sequence number later, and as many clock ticks later as have really
 		// passed (at least one), so jitter buffers see neither a jump nor a rewind.
-		elapsed := uint32(now.Sub(o.lastAt) * time.Duration(o.clock) / time.Second)
+		// now may be a little before lastAt: a leg transferred between sessions is fed by
+		// two session loops in turn, each with its own notion of the current tick.
+		elapsed := uint32(max(now.Sub(o.lastAt), 0) * time.Duration(o.clock) / time.Second)
 		if elapsed == 0 {
 			elapsed = 1
 		}

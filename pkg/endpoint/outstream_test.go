@@ -67,3 +67,16 @@ func TestDirectionUnmarshal(t *testing.T) {
 		t.Error("direction semantics wrong")
 	}
 }
+
+// A new source whose clock reading is a little behind the stream's last packet (a leg moved
+// to another session, whose tick was read before the old session's last one) never rewinds
+// the timestamp.
+func TestOutStreamSwitchWithEarlierClockNeverRewinds(t *testing.T) {
+	o := NewOutStream(48000)
+	now := time.Unix(1000, 0)
+	_, ts0, _ := o.Map(1, 10, 960, false, now)
+	_, ts1, _ := o.Map(2, 500, 77, false, now.Add(-200*time.Microsecond))
+	if d := int32(ts1 - ts0); d <= 0 {
+		t.Fatalf("source switch with an earlier clock moved the timestamp by %d", d)
+	}
+}
