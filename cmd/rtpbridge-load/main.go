@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		media    = fs.String("media", "media/speech-16k.wav", "16-bit PCM WAV file the peers send (looped)")
 		pid      = fs.Int("pid", 0, "process id of the server, to read its CPU time from /proc/PID/stat")
 		spawn    = fs.String("spawn", "", "start this rtpbridge binary on a free 127.0.0.1 port and measure it (instead of -server/-pid)")
+		spawnCfg = fs.String("spawn-config", "", "with -spawn: TOML lines added to the spawned server's configuration, e.g. 'inband_dtmf = \"off\"'")
 		bidi     = fs.Bool("bidirectional", true, "send both ways (B→A too), like a real call")
 		asJSON   = fs.Bool("json", false, "print the summary as JSON")
 		verbose  = fs.Bool("v", false, "show progress and the spawned server's log on stderr")
@@ -135,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if *wsAudio {
 			sized *= 2 // a control and an audio connection per call
 		}
-		if srv, err = spawnServer(*spawn, sized, logTo); err != nil {
+		if srv, err = spawnServer(*spawn, sized, *spawnCfg, logTo); err != nil {
 			return fail(err)
 		}
 		cfg.URL = "ws://" + srv.addr + "/"

@@ -32,7 +32,7 @@ type spawned struct {
 // configuration sized for calls (2 RTP port pairs per call, plus slack) and waits, at most
 // 15 s, for GET /health to answer 200. The server gets its own process group, so a Ctrl-C in
 // the terminal reaches only this tool, which then tears down in order.
-func spawnServer(path string, calls int, logTo io.Writer) (*spawned, error) {
+func spawnServer(path string, calls int, extraConfig string, logTo io.Writer) (*spawned, error) {
 	abs, err := exec.LookPath(path)
 	if err != nil {
 		return nil, fmt.Errorf("-spawn %s: %w", path, err)
@@ -64,6 +64,7 @@ recording_dir = %q
 cache_dir = %q
 log_level = "warn"
 `, addr, spawnPortBase, end, calls+16, calls+64, filepath.Join(dir, "recordings"), filepath.Join(dir, "cache"))
+	conf += extraConfig + "\n"
 	confPath := filepath.Join(dir, "rtpbridge.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		os.RemoveAll(dir)
