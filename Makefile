@@ -15,7 +15,7 @@ GO_CGO = CGO_CFLAGS="-O2 -g -DRTPBRIDGE_FFMPEG_STAMP=$$(cat $(FFMPEG_PREFIX)/.st
 BIN := bin/rtpbridge
 # Debian packages the tests use as independent peers and judges (RUNLEVEL=1 keeps their
 # daemons from being started by the install).
-TEST_TOOLS := ffmpeg tshark espeak-ng prometheus nginx-light sox chromium
+TEST_TOOLS := ffmpeg tshark espeak-ng prometheus nginx-light sox libsox-fmt-all chromium
 FUZZTIME ?= 10s
 BENCHTIME ?= 1s
 
