@@ -290,8 +290,8 @@ func (d *partyDecoder) decode(dst []int16, payload []byte) ([]int16, error) {
 	if d.dec != nil {
 		return d.dec.Decode(dst, payload)
 	}
-	for i := 0; i+1 < len(payload); i += 2 { // L16: network byte order
-		dst = append(dst, int16(binary.BigEndian.Uint16(payload[i:])))
+	for i := 0; i+1 < len(payload); i += 2 { // rtpbridge's internal L16 is little-endian (§12)
+		dst = append(dst, int16(binary.LittleEndian.Uint16(payload[i:])))
 	}
 	return dst, nil
 }

@@ -2,12 +2,15 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtpbridge/rtpbridge/pkg/config"
+	"github.com/rtpbridge/rtpbridge/pkg/internal/audiotest"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/rtppeer"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/testserver"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
@@ -524,5 +528,73 @@ func TestRecordingCompleteAfterShutdown(t *testing.T) {
 	}
 	if got := readPCAP(t, filepath.Join(dir, "shutdown.pcap"), false); len(got) != n {
 		t.Fatalf("the recording holds %d of %d packets after shutdown", len(got), n)
+	}
+}
+
+// A bridge half's frames are recorded as §17 says: PT 127 with sequence, timestamp and SSRC 0,
+// and 20 ms of 48 kHz L16, little-endian as §12 has rtpbridge's internal L16, which here is the
+// partner session's phone's 1 kHz tone.
+func TestRecordingBridgeFramesL16(t *testing.T) {
+	srv, ca, cb, sb, pa, _ := twoSessions(t, nil)
+	var br bridgeResult
+	ca.MustCall("session.bridge", map[string]any{"target_session_id": sb}, &br)
+	path := filepath.Join(srv.Config.RecordingDir, "bridge.pcap")
+	rec := startRecording(t, cb, map[string]any{"file_path": path})
+	var wg sync.WaitGroup
+	playTone(&wg, pa.peer, 0xa, pcmuToneAt(t, 1000, 50))
+	wg.Wait()
+	time.Sleep(200 * time.Millisecond)
+	stopRecording(t, cb, rec)
+	var l16 []int16
+	testserver.Eventually(t, 10*time.Second, "bridge frames in the recording", func() bool {
+		l16 = l16[:0]
+		for _, p := range readPCAP(t, path, false) {
+			if p.rtp.PayloadType != 127 {
+				continue
+			}
+			if p.rtp.SequenceNumber != 0 || p.rtp.Timestamp != 0 || p.rtp.SSRC != 0 || len(p.rtp.Payload) != 1920 {
+				t.Fatalf("bridge frame %+v with %d bytes", p.rtp.Header, len(p.rtp.Payload))
+			}
+			for i := 0; i < len(p.rtp.Payload); i += 2 {
+				l16 = append(l16, int16(binary.LittleEndian.Uint16(p.rtp.Payload[i:])))
+			}
+		}
+		return len(l16) >= 40*960
+	})
+	w := l16[len(l16)/4 : len(l16)*3/4]
+	if f := audiotest.DominantFrequency(w, 48000); math.Abs(f-1000) > 5 {
+		t.Fatalf("recorded bridge audio at %.1f Hz, want the partner's 1000 Hz tone", f)
+	}
+	if snr, err := audiotest.SNR(w, 48000, 1000); err != nil || snr < 30 {
+		t.Fatalf("recorded bridge audio: SNR %.1f dB (%v)", snr, err)
+	}
+}
+
+// A WebRTC leg's media is recorded decrypted (§17): the pion client's Opus packets (on the
+// SSRC pion gives its track) decode to the tone it sent.
+func TestRecordingWebRTCDecrypted(t *testing.T) {
+	srv := testserver.Start(t, nil, server.Tuning{})
+	c := testserver.Dial(t, srv)
+	c.CreateSession()
+	wp, _ := webrtcOfferLeg(t, c)
+	path := filepath.Join(srv.Config.RecordingDir, "webrtc.pcap")
+	rec := startRecording(t, c, map[string]any{"file_path": path})
+	sendWebRTCTone(t, wp, "opus", 1)
+	time.Sleep(200 * time.Millisecond)
+	stopRecording(t, c, rec)
+	var payloads [][]byte
+	testserver.Eventually(t, 10*time.Second, "the client's packets in the recording", func() bool {
+		payloads = payloads[:0]
+		for _, p := range readPCAP(t, path, false) {
+			if p.rtp.PayloadType == 111 && p.src == "10.1.0.1" && p.dst == "10.255.0.1" {
+				payloads = append(payloads, p.rtp.Payload)
+			}
+		}
+		return len(payloads) >= 45
+	})
+	pcm := audiotest.DecodePayloads(t, "opus", payloads)
+	rate := audiotest.CodecSampleRate("opus")
+	if f := audiotest.DominantFrequency(pcm[len(pcm)/4:], rate); math.Abs(f-wrtcTone) > 5 {
+		t.Fatalf("recorded WebRTC audio at %.1f Hz, want %v", f, wrtcTone)
 	}
 }

@@ -65,7 +65,7 @@ type recordings struct {
 }
 
 // pcmCapture makes the packets §17 records for a leg that produces PCM rather than RTP: PCMU
-// (PT 0) on a stream of its own for file and tone legs (D18), L16/48000 big-endian (PT 127,
+// (PT 0) on a stream of its own for file and tone legs (D18), L16/48000 little-endian (PT 127,
 // sequence, timestamp and SSRC 0) for bridge legs. It is an AudioTap on the leg.
 type pcmCapture struct {
 	s       *Session
@@ -122,7 +122,9 @@ func (c *pcmCapture) Audio(pcm []int16, now time.Time) {
 		} else {
 			c.payload = c.payload[:0]
 			for _, v := range c.pending {
-				c.payload = binary.BigEndian.AppendUint16(c.payload, uint16(v))
+				// §12: the bridges' internal L16 is 16-bit little-endian, as the original
+				// records it (not RFC 3551's network order).
+				c.payload = binary.LittleEndian.AppendUint16(c.payload, uint16(v))
 			}
 		}
 		c.pending = c.pending[:0]
