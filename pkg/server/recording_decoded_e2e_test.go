@@ -98,11 +98,16 @@ func TestRecordingDecodedCall(t *testing.T) {
 	stopRecording(t, c, oggRec)
 	pcap := stopRecording(t, c, pcapRec)
 	stopRecording(t, c, legRec)
-	waitRecorded(t, filepath.Join(dir, "call.pcap"), 175)
-	// The PCAP also holds the call's RTCP (§17), counted in its packets.
-	rtcpN := len(readPCAP(t, filepath.Join(dir, "call.pcap"), true))
-	if wav.Packets < 170 || wav.DroppedPackets != 0 || pcap.Packets != uint64(175+rtcpN) {
-		t.Fatalf("wav %+v, pcap %+v (%d RTCP)", wav, pcap, rtcpN)
+	// The PCAP holds the 175 media packets and the call's RTCP (§17), all counted in its
+	// packets; wait until the writer has put every one of them in the file.
+	var rtpN, rtcpN int
+	testserver.Eventually(t, 10*time.Second, "call.pcap complete", func() bool {
+		rtpN = len(readPCAP(t, filepath.Join(dir, "call.pcap"), false))
+		rtcpN = len(readPCAP(t, filepath.Join(dir, "call.pcap"), true))
+		return uint64(rtpN+rtcpN) == pcap.Packets
+	})
+	if wav.Packets < 170 || wav.DroppedPackets != 0 || rtpN != 175 {
+		t.Fatalf("wav %+v, pcap %+v (%d RTP, %d RTCP in the file)", wav, pcap, rtpN, rtcpN)
 	}
 	for _, f := range []struct {
 		name, codec    string
