@@ -88,13 +88,7 @@ func NewFax(rate int) *Fax {
 // to dst.
 func (f *Fax) Process(dst []FaxTone, pcm []int16) []FaxTone {
 	for len(pcm) > 0 {
-		k := min(len(pcm), f.n-f.fill)
-		buf := f.buf[f.fill : f.fill+k]
-		for i, v := range pcm[:k] {
-			buf[i] = float32(v)
-		}
-		f.fill += k
-		pcm = pcm[k:]
+		f.fill, pcm = fillBlock(f.buf[:f.n], f.fill, pcm)
 		if f.fill == f.n {
 			f.fill = 0
 			dst = f.analyse(dst)

@@ -70,3 +70,14 @@ func (b *bin) offset(a, prev complex64) float64 {
 func conj(z complex64) complex64 { return complex(real(z), -imag(z)) }
 
 func abs2(z complex64) float32 { return real(z)*real(z) + imag(z)*imag(z) }
+
+// fillBlock copies as much of pcm as fits after the first fill samples of block, as float32,
+// and returns the new fill and what is left of pcm: the detectors analyse whole blocks of a
+// stream handed to them in pieces of any length. The block is complete when fill is len(block).
+func fillBlock(block []float32, fill int, pcm []int16) (int, []int16) {
+	k := min(len(pcm), len(block)-fill)
+	for i, v := range pcm[:k] {
+		block[fill+i] = float32(v)
+	}
+	return fill + k, pcm[k:]
+}

@@ -120,13 +120,7 @@ func NewInband(rate int) *Inband {
 // to dst.
 func (d *Inband) Process(dst []Report, pcm []int16) []Report {
 	for len(pcm) > 0 {
-		k := min(len(pcm), d.n-d.fill)
-		buf := d.buf[d.fill : d.fill+k]
-		for i, v := range pcm[:k] {
-			buf[i] = float32(v)
-		}
-		d.fill += k
-		pcm = pcm[k:]
+		d.fill, pcm = fillBlock(d.buf[:d.n], d.fill, pcm)
 		if d.fill == d.n {
 			d.fill = 0
 			dst = d.analyse(dst)

@@ -98,9 +98,6 @@ func talkoffMusic(t testing.TB, minutes float64) []int16 {
 // and ten minutes of synthesised music give no DTMF digit and no fax tone, as decoded from
 // each codec.
 func TestTalkOff(t *testing.T) {
-	if testing.Short() {
-		t.Skip("talk-off needs 20 minutes of audio")
-	}
 	for _, src := range []struct {
 		name string
 		pcm  []int16

@@ -142,7 +142,6 @@ func (s *Session) dtmfTick(now time.Time) {
 	if inj := s.dtmf.inject; inj != nil && !s.media.alive(inj.dst) {
 		s.endInjection()
 	}
-	s.syncInband()
 }
 
 // wantsInband reports whether inband_dtmf gives l in-band detection (§31): RTP and WebRTC legs
@@ -160,9 +159,9 @@ func (s *Session) wantsInband(l *leg) bool {
 }
 
 // prepareInband gives l its in-band tap, or takes it away, as inband_dtmf says (wantsInband),
-// without rebuilding the routing table; it reports whether l's taps changed. rebuild should
-// call it for each leg once the leg's codec is known and before the taps' rates are gathered,
-// so that a leg has its tap from its first packet and its decode is set up once.
+// without rebuilding the routing table; it reports whether l's taps changed. rebuild calls it
+// for each leg once the leg's codec is known and before the taps' rates are gathered, so a
+// leg has its tap from its first packet and its decode is set up once.
 func (s *Session) prepareInband(l *leg) bool {
 	want := s.wantsInband(l)
 	t := s.dtmf.legs[l]
@@ -184,27 +183,6 @@ func (s *Session) prepareInband(l *leg) bool {
 		return true
 	}
 	return false
-}
-
-// syncInband applies prepareInband, on the session's timer, to legs whose taps were not set up
-// when the routing table was last rebuilt. It only does so where the rebuild it needs disturbs
-// no audio in flight: the session has no mixer (rebuild makes new ones, whose encoders start
-// afresh) and the leg's decode needs no new rate (a new rate restarts the decoder). Other legs
-// wait for the next rebuild (an endpoint added or removed, an answer accepted).
-func (s *Session) syncInband() {
-	if len(s.media.mixers) > 0 {
-		return
-	}
-	changed := false
-	for _, l := range s.media.legs {
-		if l.src != nil && l.src.rate != inbandRate && l.src.view(inbandRate) == nil && s.wantsInband(l) {
-			continue
-		}
-		changed = s.prepareInband(l) || changed
-	}
-	if changed {
-		s.media.rebuild()
-	}
 }
 
 // inbandRate is the rate in-band and fax detection run at (the shared decode resamples).

@@ -105,17 +105,26 @@ func (m *mediaState) addRTP(dir endpoint.Direction, negotiate func(*endpoint.RTP
 	if err != nil {
 		return "", nil, endpointError("%v", err)
 	}
-	sdpText, err := negotiate(ep)
+	l, sdpText, err := m.startLeg(ep, func() ([]byte, error) { return negotiate(ep) }, now)
+	if err != nil {
+		return "", nil, err
+	}
+	m.warnSharedKey(l)
+	return ep.ID().String(), sdpText, nil
+}
+
+// startLeg lets negotiate produce a new leg's SDP, starts the leg's transport and adds it to
+// the session; on any failure the leg is closed, so nothing (port, socket, goroutine) is left.
+func (m *mediaState) startLeg(ep endpoint.Leg, negotiate func() ([]byte, error), now time.Time) (*leg, []byte, error) {
+	sdpText, err := negotiate()
 	if err == nil {
 		err = ep.Start(m.worker, m)
 	}
 	if err != nil {
 		ep.Close()
-		return "", nil, endpointError("%v", err)
+		return nil, nil, endpointError("%v", err)
 	}
-	l := m.add(ep, now)
-	m.warnSharedKey(l)
-	return ep.ID().String(), sdpText, nil
+	return m.add(ep, now), sdpText, nil
 }
 
 // warnSharedKey logs, once per endpoint, that its SDES peer echoed our key: accepted for

@@ -34,15 +34,10 @@ func (m *mediaState) addWebRTC(dir endpoint.Direction, negotiate func(*webrtc.En
 	if err != nil {
 		return "", nil, endpointError("%v", err)
 	}
-	sdpText, err := negotiate(ep)
-	if err == nil {
-		err = ep.Start(m.worker, m)
-	}
+	_, sdpText, err := m.startLeg(ep, func() ([]byte, error) { return negotiate(ep) }, now)
 	if err != nil {
-		ep.Close()
-		return "", nil, endpointError("%v", err)
+		return "", nil, err
 	}
-	m.add(ep, now)
 	return ep.ID().String(), sdpText, nil
 }
 
