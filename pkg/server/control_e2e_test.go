@@ -283,9 +283,9 @@ func TestPingsAndDeadPeers(t *testing.T) {
 	if _, closed := dead.Closed(6 * time.Second); !closed {
 		t.Fatal("server did not drop a peer that ignores pings")
 	}
-	if pings.Load() < 2 {
-		t.Errorf("live client saw %d pings in ~4 s at a 1 s interval", pings.Load())
-	}
+	// The dead peer can be dropped after two intervals, just as the live client's second ping
+	// is due: wait for it (bounded) rather than race it.
+	testserver.Eventually(t, 5*time.Second, "a second ping to the live client", func() bool { return pings.Load() >= 2 })
 	live.MustCall("session.info", nil, nil)
 	testserver.Eventually(t, wait, "dead peer's session orphaned", func() bool {
 		orphaned := 0
