@@ -260,6 +260,8 @@ type StreamEncoder struct {
 	stage *astiav.Frame // PCM handed in from Go
 	out   [][]byte      // where push appends payloads
 	ended bool          // Flush was called
+	// queued mirrors the FIFO's sample count, so the hot path asks FFmpeg nothing to know it.
+	queued int
 }
 
 // SetLossProtection sets the Opus encoder's in-band FEC and expected loss (see
@@ -329,6 +331,12 @@ func (s *StreamEncoder) Encode(dst [][]byte, pcm []int16) ([][]byte, error) {
 	if s.fifo == nil {
 		return dst, errClosed
 	}
+	if s.rs == nil && s.queued == 0 && len(pcm) == s.enc.frameSize && !s.ended {
+		// The common case, a whole frame at the encoder's rate with nothing queued: it goes
+		// straight into the encoder's frame, skipping the staging copy and the FIFO's two
+		// calls into C.
+		return s.encodeDirect(dst, pcm)
+	}
 	s.out = dst
 	for len(pcm) > 0 {
 		n := min(len(pcm), stageSamples)
@@ -340,6 +348,21 @@ func (s *StreamEncoder) Encode(dst [][]byte, pcm []int16) ([][]byte, error) {
 		pcm = pcm[n:]
 	}
 	dst, s.out = s.out, nil
+	return dst, nil
+}
+
+// encodeDirect encodes one whole frame without the FIFO and appends its payload to dst.
+func (s *StreamEncoder) encodeDirect(dst [][]byte, pcm []int16) ([][]byte, error) {
+	if err := s.enc.writableFrame(); err != nil {
+		return dst, err
+	}
+	fillPCMFrame(s.enc.frame, pcm)
+	n := len(dst)
+	dst = grow(dst)
+	var err error
+	if dst[n], err = s.enc.encodeFrame(dst[n][:0]); err != nil {
+		return dst[:n], err
+	}
 	return dst, nil
 }
 
@@ -360,7 +383,7 @@ func (s *StreamEncoder) push(f *astiav.Frame) error {
 	if err := s.queue(f); err != nil {
 		return err
 	}
-	for s.fifo.Size() >= s.enc.frameSize {
+	for s.queued >= s.enc.frameSize {
 		if err := s.encodeFromFIFO(false); err != nil {
 			return err
 		}
@@ -371,9 +394,11 @@ func (s *StreamEncoder) push(f *astiav.Frame) error {
 // queue appends f's samples to the FIFO.
 func (s *StreamEncoder) queue(f *astiav.Frame) error {
 	if f.NbSamples() > 0 {
-		if _, err := s.fifo.Write(f); err != nil {
+		n, err := s.fifo.Write(f)
+		if err != nil {
 			return fmt.Errorf("codec: queueing %d samples: %w", f.NbSamples(), err)
 		}
+		s.queued += n
 	}
 	return nil
 }
@@ -388,12 +413,13 @@ func (s *StreamEncoder) encodeFromFIFO(pad bool) error {
 	if pad {
 		clear(frameSamples(s.enc.frame))
 	}
-	if _, err := s.fifo.Read(s.enc.frame); err != nil {
+	got, err := s.fifo.Read(s.enc.frame)
+	if err != nil {
 		return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
 	}
+	s.queued -= got
 	n := len(s.out)
 	s.out = grow(s.out)
-	var err error
 	if s.out[n], err = s.enc.encodeFrame(s.out[n][:0]); err != nil {
 		s.out = s.out[:n]
 		return err
@@ -429,7 +455,7 @@ func (s *StreamEncoder) flush() error {
 			return err
 		}
 	}
-	for s.fifo.Size() > 0 {
+	for s.queued > 0 {
 		if err := s.encodeFromFIFO(true); err != nil {
 			return err
 		}

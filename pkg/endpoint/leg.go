@@ -49,12 +49,14 @@ func FrameSamples(rate int) int { return rate * FrameDuration / 1000 }
 // PCMMedia is audio as 20 ms frames of 16-bit mono PCM at the leg's native rate. The session
 // decodes, resamples, mixes and encodes around it: a PCM leg never sees a codec.
 //
-// Both methods run on the session loop under the session's lock, so they must not block: a
+// Its methods run under the session's lock (on the session loop, or on the clock shard that
+// produces the session's frames), so they must not block: a
 // leg that reads a disk, a network or a WebSocket does it on its own goroutine and hands
 // frames over through a buffer of its own.
 type PCMMedia interface {
-	// Rate is the native sample rate in Hz. It may change only while the leg is not a routing
-	// member (a URL file learns its rate while buffering); the session follows it then.
+	// Rate is the sample rate of the leg's frames in Hz: its native rate, or the one the
+	// session selected (RateSelector). It may change otherwise only while the leg is not a
+	// routing member (a URL file learns its rate while buffering); the session follows it then.
 	Rate() int
 	// ReadFrame is called on the session's media clock, once per 20 ms, while the leg's
 	// direction sends: it fills frame (FrameSamples(Rate()) samples) with the leg's next 20 ms
@@ -65,6 +67,18 @@ type PCMMedia interface {
 	// several), FrameSamples(Rate()) samples at Rate(); frame is only valid during the call.
 	// It is called only while the leg's direction receives and something feeds it.
 	WriteFrame(frame []int16, now time.Time)
+}
+
+// RateSelector is a PCM leg that can hand out its frames at another rate than its own, doing
+// the conversion once for every leg that shares its audio: a shared file stream resamples
+// once per rate for all of its subscribers, where each session would otherwise run a
+// resampler of its own (PROTOCOL.md §18, D18).
+type RateSelector interface {
+	// SelectRate asks for frames at rate from the next ReadFrame on, and returns the rate the
+	// leg will produce: rate, or the leg's native rate when it cannot convert to rate.
+	SelectRate(rate int) int
+	// NativeRate is the rate of the leg's audio before any conversion.
+	NativeRate() int
 }
 
 // RTPMedia is encoded RTP media: a negotiated codec with its payload types and

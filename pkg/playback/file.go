@@ -88,14 +88,17 @@ type File struct {
 	scratch     []int16
 	fillJob     func() // f.fill, made once: a method value allocates
 
-	// Shared playback.
+	// Shared playback. track is the stream at the rate the session selected, nil for the
+	// stream's own rate.
 	stream *sharedStream
+	track  *rateTrack
 	cursor int64
 	joined bool
 }
 
 var _ endpoint.Leg = (*File)(nil)
 var _ endpoint.PCMMedia = (*File)(nil)
+var _ endpoint.RateSelector = (*File)(nil)
 
 // Open creates a file endpoint. A local source is resolved, opened, positioned at start_ms
 // and its first 160 ms decoded before Open returns, so every local failure is an error here
@@ -250,7 +253,7 @@ func (f *File) fetch(ctx context.Context) {
 		}
 		f.release = release
 		f.rate, f.rd, f.ring, f.frameLen, f.scratch, f.ended, f.err = tmp.rate, tmp.rd, tmp.ring, tmp.frameLen, tmp.scratch, tmp.ended, tmp.err
-		f.stream, f.cursor, f.joined = tmp.stream, tmp.cursor, tmp.joined
+		f.stream, f.track, f.cursor, f.joined = tmp.stream, nil, tmp.cursor, tmp.joined
 		if f.opts.Ready != nil {
 			f.opts.Ready()
 		}
@@ -291,7 +294,7 @@ func (f *File) Close() {
 func (f *File) closeSource() {
 	if f.stream != nil {
 		f.stream.leave(f.svc)
-		f.stream = nil
+		f.stream, f.track = nil, nil
 		return
 	}
 	f.mu.Lock()
@@ -316,9 +319,34 @@ func (f *File) RTP() endpoint.RTPMedia { return nil }
 // PCM implements endpoint.Leg.
 func (f *File) PCM() endpoint.PCMMedia { return f }
 
-// Rate implements endpoint.PCMMedia: the file's own sample rate (PROTOCOL.md D18). A URL
-// source reports 8000 until it has been fetched; it joins routing only after that.
-func (f *File) Rate() int { return f.rate }
+// Rate implements endpoint.PCMMedia: the file's own sample rate (PROTOCOL.md D18), or the
+// rate selected for a shared stream (SelectRate). A URL source reports 8000 until it has been
+// fetched; it joins routing only after that.
+func (f *File) Rate() int {
+	if f.track != nil {
+		return f.track.rate
+	}
+	return f.rate
+}
+
+// NativeRate implements endpoint.RateSelector: the file's own sample rate.
+func (f *File) NativeRate() int { return f.rate }
+
+// SelectRate implements endpoint.RateSelector. A shared stream resamples once per rate for
+// all of its subscribers; an unshared file stays at its own rate (the session resamples it,
+// once, as it would any source).
+func (f *File) SelectRate(rate int) int {
+	f.track = nil
+	if f.stream == nil || rate <= 0 || rate == f.stream.rate {
+		return f.rate
+	}
+	tr, err := f.stream.trackFor(rate)
+	if err != nil {
+		return f.rate
+	}
+	f.track = tr
+	return rate
+}
 
 // WriteFrame implements endpoint.PCMMedia; a file is never sent audio.
 func (f *File) WriteFrame([]int16, time.Time) {}

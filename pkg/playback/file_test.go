@@ -370,3 +370,99 @@ func TestGainExtremes(t *testing.T) {
 		t.Errorf("0 dB changed samples: %v", p)
 	}
 }
+
+// Subscribers of a shared stream whose sessions want another rate share one resampler: the
+// stream keeps one track per rate, resampled once, with real anti-aliasing.
+func TestSharedStreamAtSelectedRate(t *testing.T) {
+	audiotest.RequireFFmpeg(t)
+	s, dir := newService(t)
+	f16 := audiotest.FileFormat{Ext: ".wav", Rate: 16000, Channels: 1, Args: []string{"-c:a", "pcm_s16le", "-f", "wav"}}
+	r := &recorder{}
+	open := func(path string, shared bool) *File {
+		f, err := s.Open(uuid.New(), FileOptions{Source: path, Shared: shared, Loops: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Start(nil, r)
+		t.Cleanup(f.Close)
+		return f
+	}
+	// read takes n frames from each file in turn, as sessions' clocks would.
+	read := func(n int, files ...*File) [][]int16 {
+		out := make([][]int16, len(files))
+		frame := make([]int16, endpoint.FrameSamples(files[0].Rate()))
+		for i := range files {
+			out[i] = make([]int16, 0, n*len(frame))
+		}
+		for tries := 0; len(out[len(files)-1]) < n*len(frame) && tries < 100*n; tries++ {
+			stalled := false
+			for i, f := range files {
+				r.mu.Lock()
+				ok := f.ReadFrame(frame, time.Now())
+				r.mu.Unlock()
+				if ok {
+					out[i] = append(out[i], frame...)
+				} else {
+					stalled = true
+				}
+			}
+			if stalled {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return out
+	}
+
+	tone := audiotest.WriteToneFile(t, dir, "tone1k", f16, 1000, 0.5, 4*time.Second)
+	a, b := open(tone, true), open(tone, true)
+	for _, f := range []*File{a, b} {
+		if got := f.SelectRate(8000); got != 8000 || f.Rate() != 8000 || f.NativeRate() != 16000 {
+			t.Fatalf("SelectRate(8000) = %d, Rate %d, NativeRate %d", got, f.Rate(), f.NativeRate())
+		}
+	}
+	if a.track == nil || a.track != b.track || len(a.stream.tracks) != 1 {
+		t.Fatalf("two subscribers at 8 kHz: tracks %p and %p, stream has %d", a.track, b.track, len(a.stream.tracks))
+	}
+	got := read(100, a, b)
+	if len(got[0]) != len(got[1]) || len(got[0]) != 100*160 {
+		t.Fatalf("read %d and %d samples, want 16000 each", len(got[0]), len(got[1]))
+	}
+	for i := range got[0] {
+		if got[0][i] != got[1][i] {
+			t.Fatalf("subscribers differ at sample %d", i)
+		}
+	}
+	steady := got[0][800:]
+	if f := audiotest.DominantFrequency(steady, 8000); math.Abs(f-1000) > 5 {
+		t.Errorf("dominant frequency %.1f Hz at 8 kHz, want 1000", f)
+	}
+	if snr, err := audiotest.SNR(steady, 8000, 1000); err != nil || snr < 40 {
+		t.Errorf("1 kHz through the 8 kHz track: SNR %.1f dB (%v), want ≥ 40", snr, err)
+	}
+
+	// A 6 kHz tone has no place at 8 kHz: a resampler filters it out, where dropping every
+	// other sample would fold it down to 2 kHz at full level.
+	high := audiotest.WriteToneFile(t, dir, "tone6k", f16, 6000, 0.5, 4*time.Second)
+	h := open(high, true)
+	if h.SelectRate(8000) != 8000 {
+		t.Fatal("SelectRate(8000) refused")
+	}
+	out := read(100, h)[0][800:]
+	var sum float64
+	for _, v := range out {
+		sum += float64(v) * float64(v)
+	}
+	if rms, full := math.Sqrt(sum/float64(len(out))), 0.5*32767/math.Sqrt2; 20*math.Log10(full/rms) < 40 {
+		t.Errorf("6 kHz at 8 kHz: %.1f dB below the input, want ≥ 40 (aliasing)", 20*math.Log10(full/rms))
+	}
+
+	// Rates whose frames do not map onto the file's, and unshared files, stay at the file's
+	// own rate (the session resamples them).
+	if got := a.SelectRate(11025); got != 16000 || a.track != nil || a.Rate() != 16000 {
+		t.Errorf("SelectRate(11025) = %d, Rate %d; want the native 16000", got, a.Rate())
+	}
+	u := open(tone, false)
+	if got := u.SelectRate(8000); got != 16000 || u.Rate() != 16000 {
+		t.Errorf("unshared SelectRate(8000) = %d, Rate %d; want 16000", got, u.Rate())
+	}
+}

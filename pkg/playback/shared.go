@@ -2,9 +2,11 @@ package playback
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
+	"github.com/rtpbridge/rtpbridge/pkg/codec"
 	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
 )
 
@@ -38,6 +40,75 @@ type sharedStream struct {
 	scratch []int16
 	pool    *pool
 	fillJob func() // st.fill, made once
+	// tracks are the stream at the other rates its subscribers' sessions asked for
+	// (File.SelectRate): a thousand sessions playing a 16 kHz file into PCMU legs share one
+	// 16 → 8 kHz resampler instead of running one each.
+	tracks []*rateTrack
+}
+
+// rateTrack is the stream resampled to one other rate. A frame is resampled when the first
+// subscriber at that rate reads it (under the stream's lock); frame i is in slot
+// i % sharedFrames, as in the stream's own buffer.
+type rateTrack struct {
+	rate     int
+	frameLen int
+	rs       *codec.Resampler
+	frames   []int16
+	next     int64   // the next stream frame to resample; -1 before the first
+	out      []int16 // the resampler's output, reused
+}
+
+// maxTrackCatchUp bounds the frames one read resamples to bring a track up to date: a track
+// nobody read for longer (its subscribers paused) resumes at the frame asked for.
+const maxTrackCatchUp = 8
+
+// trackFor returns the stream's track at rate, creating it. Frames at the stream's rate must
+// map onto whole frames at rate (every usual rate does: 44.1 kHz has 882 samples per 20 ms,
+// 8 kHz 160), so each track frame is exactly one stream frame.
+func (st *sharedStream) trackFor(rate int) (*rateTrack, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped {
+		return nil, errors.New("playback: shared stream stopped")
+	}
+	for _, tr := range st.tracks {
+		if tr.rate == rate {
+			return tr, nil
+		}
+	}
+	n := endpoint.FrameSamples(rate)
+	if n*st.rate != st.frameLen*rate {
+		return nil, fmt.Errorf("playback: %d Hz frames do not map onto %d Hz frames", st.rate, rate)
+	}
+	rs, err := codec.NewStreamResampler(st.rate, rate)
+	if err != nil {
+		return nil, err
+	}
+	tr := &rateTrack{rate: rate, frameLen: n, rs: rs, frames: make([]int16, sharedFrames*n), next: -1, out: make([]int16, 0, 2*n)}
+	st.tracks = append(st.tracks, tr)
+	return tr, nil
+}
+
+// frame returns stream frame i at the track's rate, resampling what the track lacks up to it
+// (st.mu held; frame i is in the stream's buffer, so every frame before it back to the
+// track's position is too).
+func (tr *rateTrack) frame(st *sharedStream, i int64) []int16 {
+	if tr.next < 0 || i >= tr.next+maxTrackCatchUp || i < tr.next-sharedBuffer {
+		tr.next = i
+	}
+	for ; tr.next <= i; tr.next++ {
+		in := st.frames[int(tr.next%sharedFrames)*st.frameLen:][:st.frameLen]
+		dst := tr.frames[int(tr.next%sharedFrames)*tr.frameLen:][:tr.frameLen]
+		out, err := tr.rs.Resample(tr.out[:0], in)
+		tr.out = out[:0]
+		if err != nil {
+			out = nil // a frame of silence; the stream goes on
+		}
+		// The stream resampler returns exactly one frame per frame (see trackFor); should it
+		// ever return less, the rest is silence rather than stale samples.
+		clear(dst[copy(dst, out):])
+	}
+	return tr.frames[int(i%sharedFrames)*tr.frameLen:][:tr.frameLen]
 }
 
 // joinShared subscribes to the stream of key, starting it with open (which applies the first
@@ -98,6 +169,10 @@ func (st *sharedStream) leave(s *Service) {
 	var rd *reader
 	if last {
 		st.stopped = true
+		for _, tr := range st.tracks {
+			tr.rs.Close()
+		}
+		st.tracks = nil
 		if !st.busy {
 			rd, st.rd = st.rd, nil
 		}
@@ -183,8 +258,12 @@ func (f *File) readShared(frame []int16) bool {
 			f.cursor = st.head // fell too far behind: rejoin
 		}
 		if f.cursor < st.written {
-			slot := int(f.cursor%sharedFrames) * st.frameLen
-			copy(frame, st.frames[slot:slot+st.frameLen])
+			if f.track != nil {
+				copy(frame, f.track.frame(st, f.cursor))
+			} else {
+				slot := int(f.cursor%sharedFrames) * st.frameLen
+				copy(frame, st.frames[slot:slot+st.frameLen])
+			}
 			f.cursor++
 			st.head = max(st.head, f.cursor)
 			ok = true

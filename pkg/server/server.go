@@ -198,6 +198,7 @@ func New(cfg *config.Config, log *slog.Logger, tune Tuning) (*Server, error) {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.closeListeners()
+			mgr.Close()
 			poller.Close()
 			play.Close()
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)

@@ -82,6 +82,9 @@ type Manager struct {
 	writers  sync.WaitGroup // recording writers still draining (each bounded by its flush timeout)
 
 	ownPoller bool // the poller was made here (no Options.Media.Poller) and is closed by Close
+
+	clocks    []*clockShard // one per media worker; sessions take them round-robin
+	nextClock atomic.Uint32
 }
 
 // NewManager returns an empty manager.
@@ -105,7 +108,12 @@ func NewManager(opts Options, log *slog.Logger, m *metrics.Metrics) *Manager {
 		}
 		opts.Media.Poller, own = p, true
 	}
+	clocks := make([]*clockShard, opts.Media.Poller.Workers())
+	for i := range clocks {
+		clocks[i] = newClockShard()
+	}
 	return &Manager{
+		clocks:    clocks,
 		ownPoller: own,
 		opts:      opts,
 		log:       log,
@@ -237,9 +245,18 @@ func (m *Manager) Close() {
 	// Sessions stopped their recordings as they ended; their files are complete only once
 	// the writers have drained and closed them.
 	m.writers.Wait()
+	for _, c := range m.clocks {
+		c.close()
+	}
 	if m.ownPoller {
 		m.opts.Media.Poller.Close()
 	}
+}
+
+// pickClockShard returns the clock shard for a new session.
+func (m *Manager) pickClockShard() *clockShard {
+	i := m.nextClock.Add(1) - 1
+	return m.clocks[int(i%uint32(len(m.clocks)))]
 }
 
 // remove is called by a session loop as it ends.

@@ -142,9 +142,16 @@ type mediaState struct {
 	statsEvery time.Duration
 	statsTimer *time.Timer
 
-	clock      mediaClock
-	clockTimer *time.Ticker // running while a leg produces audio on its own
-	packetTaps []PacketTap
+	// The media clock runs while a leg produces audio on its own. Its shard ticks it
+	// (clockshard.go); clockKick asks the session loop to produce the due frames when the
+	// shard does not.
+	clock        mediaClock
+	clockShard   *clockShard
+	clockSlot    int  // index in the shard's members, -1 when not a member
+	clockRunning bool // some leg produces audio on its own
+	clockInline  bool // the shard may produce this session's frames itself (inlineClock)
+	clockKick    chan struct{}
+	packetTaps   []PacketTap
 
 	in  endpoint.Inbound // scratch for the packet path
 	hdr rtpnet.RTPHeader // the header being sent (a local would escape through RTPMedia)
@@ -152,16 +159,19 @@ type mediaState struct {
 
 func newMediaState(s *Session) *mediaState {
 	return &mediaState{
-		s:         s,
-		opts:      &s.mgr.opts.Media,
-		events:    make(chan mediaEvent, 16),
-		packets:   make(chan *queuedPacket, packetQueueSize),
-		worker:    s.mgr.opts.Media.Poller.Pick(),
-		byID:      make(map[uuid.UUID]*leg),
-		byEP:      make(map[endpoint.Leg]*leg),
-		routes:    make(map[*leg][]*route),
-		pipes:     newPipelineCache(s.mgr.opts.Media.TranscodeCacheSize),
-		codecOpts: codec.Options{OpusComplexity: s.mgr.opts.Media.OpusComplexity},
+		s:          s,
+		opts:       &s.mgr.opts.Media,
+		events:     make(chan mediaEvent, 16),
+		packets:    make(chan *queuedPacket, packetQueueSize),
+		worker:     s.mgr.opts.Media.Poller.Pick(),
+		clockShard: s.mgr.pickClockShard(),
+		clockSlot:  -1,
+		clockKick:  make(chan struct{}, 1),
+		byID:       make(map[uuid.UUID]*leg),
+		byEP:       make(map[endpoint.Leg]*leg),
+		routes:     make(map[*leg][]*route),
+		pipes:      newPipelineCache(s.mgr.opts.Media.TranscodeCacheSize),
+		codecOpts:  codec.Options{OpusComplexity: s.mgr.opts.Media.OpusComplexity},
 	}
 }
 
@@ -416,6 +426,9 @@ func (m *mediaState) rebuild() {
 			}
 			continue
 		}
+		if sel, ok := l.pcm.(endpoint.RateSelector); ok {
+			sel.SelectRate(selectRate(sel.NativeRate(), l.rates))
+		}
 		if l.src == nil || !l.src.fits(l, l.rates) {
 			if l.src != nil {
 				l.src.close()
@@ -582,28 +595,34 @@ func (m *mediaState) tapRTCP(ep endpoint.Leg, inbound bool, b []byte, now time.T
 	}
 }
 
-// clockC is the media clock's channel (nil while no leg produces audio on its own).
-func (m *mediaState) clockC() <-chan time.Time {
-	if m.clockTimer == nil {
-		return nil
-	}
-	return m.clockTimer.C
-}
-
 // updateClock runs the media clock while some leg produces audio on its own and stops it
-// otherwise: an RTP-only session has no timer firing every 20 ms.
+// otherwise: an RTP-only session is not ticked every 20 ms.
 func (m *mediaState) updateClock() {
 	need := false
 	for _, l := range m.legs {
 		need = need || (l.pcm != nil && l.ep.Direction().Sends())
 	}
+	m.clockInline = need && m.inlineClock()
 	switch {
-	case need && m.clockTimer == nil:
+	case need && !m.clockRunning:
 		m.clock.reset()
-		m.clockTimer = time.NewTicker(frameInterval)
-	case !need && m.clockTimer != nil:
-		m.clockTimer.Stop()
-		m.clockTimer = nil
+		m.clockRunning = true
+		m.clockShard.add(m)
+	case !need && m.clockRunning:
+		m.stopClock()
+	}
+}
+
+// stopClock leaves the clock shard.
+func (m *mediaState) stopClock() {
+	m.clockRunning = false
+	m.clockShard.remove(m)
+}
+
+// clockKicked is the session loop's side of a kick from the shard.
+func (m *mediaState) clockKicked() {
+	if m.clockRunning {
+		m.clockTick(time.Now())
 	}
 }
 
@@ -760,9 +779,8 @@ func (m *mediaState) close() {
 	}
 	m.mixers = nil
 	m.pipes.close()
-	if m.clockTimer != nil {
-		m.clockTimer.Stop()
-		m.clockTimer = nil
+	if m.clockRunning {
+		m.stopClock()
 	}
 	for _, l := range m.legs {
 		if l.src != nil {

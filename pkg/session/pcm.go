@@ -74,6 +74,21 @@ func decodeRate(c codec.Codec, rates []int) int {
 	return 48000
 }
 
+// selectRate is the rate a PCM leg that can convert its frames itself (endpoint.RateSelector)
+// is asked for: the highest rate its consumers want when that is below its own, so a
+// converting leg shared by many sessions resamples once for all of them; its own rate when
+// some consumer wants as much or more (a lower rate would lose what that consumer could hear).
+func selectRate(native int, rates []int) int {
+	want := 0
+	for _, r := range rates {
+		want = max(want, r)
+	}
+	if want == 0 || want >= native {
+		return native
+	}
+	return want
+}
+
 // fits reports whether s serves exactly l's current codec and the consumer rates.
 func (s *source) fits(l *leg, rates []int) bool {
 	if l.pcm == nil && (s.dec == nil || s.dec.Codec() != l.codec || s.rate != decodeRate(l.codec, rates)) {

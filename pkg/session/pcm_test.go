@@ -307,3 +307,24 @@ func TestRecvOnlyLegFeedsTaps(t *testing.T) {
 		return n == 8000
 	})
 }
+
+// A leg that converts its own frames is asked for its consumers' highest rate only when that
+// is below its own: never for less than some consumer could hear.
+func TestSelectRate(t *testing.T) {
+	for _, tc := range []struct {
+		native int
+		rates  []int
+		want   int
+	}{
+		{16000, []int{8000}, 8000},
+		{48000, []int{8000, 16000}, 16000},
+		{16000, []int{8000, 48000}, 16000},
+		{16000, []int{16000}, 16000},
+		{8000, []int{48000}, 8000},
+		{44100, nil, 44100},
+	} {
+		if got := selectRate(tc.native, tc.rates); got != tc.want {
+			t.Errorf("selectRate(%d, %v) = %d, want %d", tc.native, tc.rates, got, tc.want)
+		}
+	}
+}

@@ -104,12 +104,14 @@ func newClockFixture(tb testing.TB, dstFormat string) (*Session, *endpoint.RTP) 
 	mgr := NewManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaTimeout: time.Minute}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New())
 	s := newSession(mgr, nil)
-	s.media.scratch.Borrow()
+	// The fixture holds the session's lock throughout, as the loop would while producing
+	// frames: the session's clock shard then only ever finds it busy.
+	s.lock()
 	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { peer.Close(); s.media.close(); mgr.Close() })
+	tb.Cleanup(func() { peer.Close(); s.media.close(); s.unlock(); mgr.Close() })
 	go func() {
 		buf := make([]byte, 2048)
 		for {

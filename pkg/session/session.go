@@ -293,8 +293,8 @@ func (s *Session) run() {
 			s.locked(func() { s.checkTimers(now) })
 		case q := <-s.media.packets:
 			s.locked(func() { s.media.handleQueued(q) })
-		case now := <-s.media.clockC():
-			s.locked(func() { s.media.clockTick(now) })
+		case <-s.media.clockKick:
+			s.locked(s.media.clockKicked)
 		case <-s.media.statsC():
 			s.locked(func() { s.media.emitStats(time.Now()) })
 		case ev := <-s.media.events:
