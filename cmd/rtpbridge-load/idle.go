@@ -34,6 +34,7 @@ type gauges struct {
 	RSS        float64 `json:"process_resident_memory_bytes"`
 	HeapInuse  float64 `json:"go_memstats_heap_inuse_bytes"`
 	Goroutines float64 `json:"go_goroutines"`
+	StackInuse float64 `json:"go_memstats_stack_inuse_bytes"`
 }
 
 // runIdle opens sessions, each with two plain RTP legs from endpoint.create_offer and no
@@ -94,7 +95,7 @@ func runIdle(ctx context.Context, url string, sessions int, progress io.Writer) 
 	return res, nil
 }
 
-// readGauges scrapes the three gauges from a Prometheus text exposition.
+// readGauges scrapes the four gauges from a Prometheus text exposition.
 func readGauges(url string) (gauges, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(url)
@@ -118,6 +119,8 @@ func readGauges(url string) (gauges, error) {
 			dst = &g.HeapInuse
 		case "go_goroutines":
 			dst = &g.Goroutines
+		case "go_memstats_stack_inuse_bytes":
+			dst = &g.StackInuse
 		default:
 			continue
 		}
@@ -131,17 +134,17 @@ func readGauges(url string) (gauges, error) {
 	if err := sc.Err(); err != nil {
 		return gauges{}, err
 	}
-	if found != 3 {
-		return gauges{}, fmt.Errorf("%s: found %d of process_resident_memory_bytes, go_memstats_heap_inuse_bytes, go_goroutines", url, found)
+	if found != 4 {
+		return gauges{}, fmt.Errorf("%s: found %d of process_resident_memory_bytes, go_memstats_heap_inuse_bytes, go_goroutines, go_memstats_stack_inuse_bytes", url, found)
 	}
 	return g, nil
 }
 
 func writeIdle(w io.Writer, r *idleResult) {
 	fmt.Fprintf(w, "idle: %d sessions, %d plain RTP endpoints, no media\n", r.Sessions, r.Endpoints)
-	fmt.Fprintf(w, "  server before:        RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines\n", r.Before.RSS/(1<<20), r.Before.HeapInuse/(1<<20), r.Before.Goroutines)
-	fmt.Fprintf(w, "  with sessions only:   RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines\n", r.SessionsOnly.RSS/(1<<20), r.SessionsOnly.HeapInuse/(1<<20), r.SessionsOnly.Goroutines)
-	fmt.Fprintf(w, "  with the endpoints:   RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines\n", r.After.RSS/(1<<20), r.After.HeapInuse/(1<<20), r.After.Goroutines)
+	fmt.Fprintf(w, "  server before:        RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, %.0f goroutines\n", r.Before.RSS/(1<<20), r.Before.HeapInuse/(1<<20), r.Before.StackInuse/(1<<20), r.Before.Goroutines)
+	fmt.Fprintf(w, "  with sessions only:   RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, %.0f goroutines\n", r.SessionsOnly.RSS/(1<<20), r.SessionsOnly.HeapInuse/(1<<20), r.SessionsOnly.StackInuse/(1<<20), r.SessionsOnly.Goroutines)
+	fmt.Fprintf(w, "  with the endpoints:   RSS %.1f MiB, heap in use %.1f MiB, stacks %.1f MiB, %.0f goroutines\n", r.After.RSS/(1<<20), r.After.HeapInuse/(1<<20), r.After.StackInuse/(1<<20), r.After.Goroutines)
 	fmt.Fprintf(w, "  per endpoint, all in: RSS %.1f KiB, heap %.1f KiB, %.2f goroutines (connection and session included)\n", r.RSSPerEndpoint/1024, r.HeapPerEndpoint/1024, r.GoroutinesPerEndpoint)
 	fmt.Fprintf(w, "  per endpoint, leg:    RSS %.1f KiB, heap %.1f KiB, %.2f goroutines\n", r.RSSPerLeg/1024, r.HeapPerLeg/1024, r.GoroutinesPerLeg)
 }

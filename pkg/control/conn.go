@@ -39,6 +39,8 @@ type conn struct {
 	// requests feeds the connection's worker, which processes them one at a time, in order. The
 	// reader only blocks when it is full, so pongs keep being read during slow commands.
 	requests chan []byte
+	// working is set while a worker runs (see kick); it stays set once the connection is dead.
+	working atomic.Bool
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -85,6 +87,7 @@ func (c *conn) Emit(name string, data any) {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	c.kick()
 }
 
 // flushEvents writes the dropped-events notice (after a response), then every queued critical
@@ -141,7 +144,11 @@ func (c *conn) release() {
 	}
 }
 
-func (c *conn) markDead() { c.deadOnce.Do(func() { close(c.dead) }) }
+// markDead ends the connection's work; a worker is started if none runs, to orphan the session.
+func (c *conn) markDead() {
+	c.deadOnce.Do(func() { close(c.dead) })
+	c.kick()
+}
 
 // boundSession is the session this connection drives, unbinding it once it has ended (D20).
 // Only the worker calls it.
@@ -154,30 +161,61 @@ func (c *conn) boundSession() *session.Session {
 	return s
 }
 
-// work processes the connection's requests, and writes the events that arrive while no request
-// is being processed, until the connection is gone; then it orphans the bound session.
+// kick makes sure a worker runs: one is started when none is. An idle connection has no
+// worker goroutine (and no stack): with thousands of connections mostly waiting, that is a
+// goroutine less per session; starting one per burst of requests costs about a microsecond.
+func (c *conn) kick() {
+	if c.working.CompareAndSwap(false, true) {
+		go c.work()
+	}
+}
+
+// work processes the connection's requests in order, and writes the events that arrive while
+// no request is being processed, until there is nothing left to do; once the connection is
+// gone it orphans the bound session and no worker runs again. At most one worker runs at a
+// time (working).
 func (c *conn) work() {
-	defer func() {
-		if s := c.bound.Swap(nil); s != nil && !s.Ended() {
-			s.Detach(c)
-		}
-	}()
 	for {
 		select {
-		case frame := <-c.requests:
-			select {
-			case <-c.dead:
-				return // nobody is left to answer
-			default:
+		case <-c.dead:
+			// The connection is gone: no new worker may start (working stays set).
+			if s := c.bound.Swap(nil); s != nil && !s.Ended() {
+				s.Detach(c)
 			}
+			return
+		default:
+		}
+		select {
+		case frame := <-c.requests:
 			c.handle(frame)
+			continue
 		case <-c.wake:
 			c.mu.Lock()
 			c.flushEvents(false)
 			c.mu.Unlock()
+			continue
 		case <-c.dead:
+			continue
+		default:
+		}
+		// Nothing to do: stop, unless work arrived between the check and the stop (whoever
+		// queued it saw working set and started no worker).
+		c.working.Store(false)
+		if len(c.requests) == 0 && len(c.wake) == 0 && !c.isDead() {
 			return
 		}
+		if !c.working.CompareAndSwap(false, true) {
+			return // another worker took over
+		}
+	}
+}
+
+func (c *conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -151,3 +151,45 @@ func TestUnserialisableEvent(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 }
+
+// An idle connection runs no worker: one starts for a request or an event and stops once
+// they are handled, and requests sent back to back are still answered in order.
+func TestWorkerRunsOnlyWhileThereIsWork(t *testing.T) {
+	h := newHarness(t, 8, 8)
+	idle := func() bool {
+		deadline := time.Now().Add(2 * time.Second)
+		for h.conn.working.Load() {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return true
+	}
+	if !idle() {
+		t.Fatal("a worker runs on a connection that was sent nothing")
+	}
+	for i := range 20 {
+		req := `{"id":"r` + string(rune('a'+i)) + `","method":"session.list","params":{}}`
+		if err := h.client.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		var id string
+		_ = json.Unmarshal(h.read(t)["id"], &id)
+		if want := "r" + string(rune('a'+i)); id != want {
+			t.Fatalf("response %d has id %q, want %q", i, id, want)
+		}
+	}
+	if !idle() {
+		t.Fatal("the worker did not stop after the requests were answered")
+	}
+	h.conn.Emit("test.event", map[string]int{"n": 1})
+	if got := eventName(h.read(t)); got != "test.event" {
+		t.Fatalf("event %q, want test.event", got)
+	}
+	if !idle() {
+		t.Fatal("the worker did not stop after writing the event")
+	}
+}

@@ -142,7 +142,6 @@ func connOf(ms *melody.Session) *conn {
 func (s *Server) onConnect(ms *melody.Session) {
 	c := newConn(s, ms)
 	ms.Set(connKey, c)
-	go c.work()
 	s.log.Debug("websocket connected", "remote", ms.RemoteAddr())
 }
 
@@ -205,6 +204,7 @@ func (s *Server) onMessage(ms *melody.Session, frame []byte) {
 	}
 	select {
 	case c.requests <- frame:
+		c.kick()
 	case <-c.dead:
 	}
 }
