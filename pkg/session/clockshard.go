@@ -157,7 +157,7 @@ func (m *mediaState) inlineClock() bool {
 		if l.pcm == nil || !l.ep.Direction().Sends() {
 			continue
 		}
-		for _, r := range m.routes[l] {
+		for _, r := range l.routes {
 			if r.mode != modeTranscode || r.pipe == nil {
 				return false
 			}

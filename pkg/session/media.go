@@ -73,6 +73,7 @@ type leg struct {
 	codec codec.Codec       // RTP legs: negotiated send codec; invalid while none
 
 	src    *source    // inbound audio decoded for its consumers; nil when nobody needs it
+	routes []*route   // where its audio goes (the routing table's row, rebuilt with it)
 	rates  []int      // the rates src's consumers want (rebuilt with the routing table)
 	taps   []AudioTap // consumers of the decoded inbound audio besides routing
 	frame  []int16    // PCM legs: the frame ReadFrame fills
@@ -133,7 +134,6 @@ type mediaState struct {
 	legs      []*leg // creation order
 	byID      map[uuid.UUID]*leg
 	byEP      map[endpoint.Leg]*leg
-	routes    map[*leg][]*route
 	mixers    []*mixer
 	pipes     *pipelineCache
 	codecOpts codec.Options
@@ -169,7 +169,6 @@ func newMediaState(s *Session) *mediaState {
 		clockKick:  make(chan struct{}, 1),
 		byID:       make(map[uuid.UUID]*leg),
 		byEP:       make(map[endpoint.Leg]*leg),
-		routes:     make(map[*leg][]*route),
 		pipes:      newPipelineCache(s.mgr.opts.Media.TranscodeCacheSize),
 		codecOpts:  codec.Options{OpusComplexity: s.mgr.opts.Media.OpusComplexity},
 	}
@@ -350,7 +349,10 @@ func (m *mediaState) rebuild() {
 		mx.close()
 	}
 	m.mixers = m.mixers[:0]
-	clear(m.routes)
+	for _, l := range m.legs {
+		clear(l.routes) // no stale route keeps a pipeline or mixer alive
+		l.routes = l.routes[:0]
+	}
 	for _, l := range m.legs {
 		l.codec = 0
 		if l.rtp != nil {
@@ -386,7 +388,7 @@ func (m *mediaState) rebuild() {
 			m.mixers = append(m.mixers, mx)
 			for _, src := range sources {
 				src.want(mx.rate)
-				m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeMix, mix: mx})
+				src.routes = append(src.routes, &route{dst: dst, mode: modeMix, mix: mx})
 			}
 		case dst.pcm != nil:
 			src := sources[0]
@@ -394,9 +396,9 @@ func (m *mediaState) rebuild() {
 			if dst.writer == nil {
 				dst.writer = newPCMWriter(dst.pcm.Rate())
 			}
-			m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modePCM})
+			src.routes = append(src.routes, &route{dst: dst, mode: modePCM})
 		case sources[0].rtp != nil && sources[0].codec == dst.codec:
-			m.routes[sources[0]] = append(m.routes[sources[0]], &route{dst: dst, mode: modePassthrough})
+			sources[0].routes = append(sources[0].routes, &route{dst: dst, mode: modePassthrough})
 		default:
 			src := sources[0]
 			p, err := m.pipes.get(m, src, dst)
@@ -406,15 +408,15 @@ func (m *mediaState) rebuild() {
 				continue
 			}
 			src.want(p.rate)
-			m.routes[src] = append(m.routes[src], &route{dst: dst, mode: modeTranscode, pipe: p})
+			src.routes = append(src.routes, &route{dst: dst, mode: modeTranscode, pipe: p})
 		}
 	}
 	// Codec work on a media worker would hold up its other sessions: a session whose packets
 	// need any goes through its loop. G.711 decoding for taps alone (in-band DTMF, fax, a
 	// recording) is a table lookup and stays on the worker.
 	heavy := len(m.mixers) > 0
-	for _, rs := range m.routes {
-		for _, r := range rs {
+	for _, l := range m.legs {
+		for _, r := range l.routes {
 			heavy = heavy || r.mode == modeTranscode
 		}
 	}
@@ -525,7 +527,7 @@ func (m *mediaState) route(src *leg, in *endpoint.Inbound, now time.Time) {
 		}
 	}
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
-	for _, r := range m.routes[src] {
+	for _, r := range src.routes {
 		if r.mode != modePassthrough {
 			m.deliver(src, r, in.Header.Timestamp, true, now)
 			continue
@@ -649,7 +651,7 @@ func (m *mediaState) produceFrame(now time.Time) {
 		if err := l.src.setPiece(l.frame); err != nil {
 			m.s.mgr.metrics.TranscodeErrors.Inc()
 		}
-		for _, r := range m.routes[l] {
+		for _, r := range l.routes {
 			m.deliver(l, r, 0, false, now)
 		}
 		m.feedTaps(l, now)
@@ -662,7 +664,7 @@ func (m *mediaState) produceFrame(now time.Time) {
 func (m *mediaState) routeDTMF(src *leg, in *endpoint.Inbound, now time.Time) {
 	srcNeg, _ := src.rtp.Negotiated()
 	key := uint64(src.index)<<32 | uint64(in.Header.SSRC)
-	for _, r := range m.routes[src] {
+	for _, r := range src.routes {
 		dst := r.dst.rtp
 		if dst == nil {
 			continue // PCM legs take no telephone-events

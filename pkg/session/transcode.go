@@ -103,7 +103,7 @@ func (m *mediaState) flushSource(l *leg, now time.Time) {
 	if l.src == nil {
 		return
 	}
-	for _, r := range m.routes[l] {
+	for _, r := range l.routes {
 		if r.mode != modeTranscode || !r.dst.rtp.CanSend() {
 			continue
 		}
