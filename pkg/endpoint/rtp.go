@@ -58,12 +58,20 @@ type Sink interface {
 	// state or emit events. It waits at most the command timeout for room and reports whether
 	// fn was queued; fn never runs once the session has ended.
 	Post(fn func()) bool
-	// Emit sends an event to the session's client. Only on the session loop: from Tick,
+	// Emit sends an event to the session's client. Only under the session's lock: from Tick,
 	// ReadFrame, WriteFrame or a Post'ed fn.
 	Emit(event string, data any)
 	// SetState changes the leg's state and emits endpoint.state_changed when it changed. Only
-	// on the session loop, like Emit.
+	// under the session's lock, like Emit.
 	SetState(from Leg, st State)
+}
+
+// PostCanceler is a Sink whose Post can be abandoned. A leg whose Close waits for its own
+// goroutines uses it: one of them waiting in Post for room in a busy session's queue must
+// give up when the leg closes, since that session's loop is the one running Close.
+type PostCanceler interface {
+	// PostUnless is Post that gives up, reporting false, once cancel is closed.
+	PostUnless(cancel <-chan struct{}, fn func()) bool
 }
 
 // readBatch is how many datagrams one socket may hand over per worker wake-up before the

@@ -128,3 +128,52 @@ func TestClockShardIsolatesSessions(t *testing.T) {
 		}
 	}
 }
+
+// A leg's report waiting for room in a busy session's queue gives up as soon as the leg says
+// so (endpoint.PostCanceler), instead of after the command timeout.
+func TestPostUnlessGivesUpOnCancel(t *testing.T) {
+	m := testManager(Options{CommandTimeout: 5 * time.Second})
+	defer m.Close()
+	s, err := m.Create(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	stalled := make(chan struct{})
+	go func() {
+		_, _ = s.Do("test.stall", func(*Session) (any, error) {
+			close(stalled)
+			<-release
+			return nil, nil
+		})
+	}()
+	<-stalled
+	for range cap(s.media.events) {
+		if !s.media.Post(func() {}) {
+			t.Fatal("Post refused with room in the queue")
+		}
+	}
+	cancel := make(chan struct{})
+	time.AfterFunc(50*time.Millisecond, func() { close(cancel) })
+	start := time.Now()
+	ran := false
+	if s.media.PostUnless(cancel, func() { ran = true }) {
+		t.Fatal("PostUnless queued into a full queue")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("PostUnless gave up after %v, want shortly after the cancel at 50 ms", d)
+	}
+	close(release)
+	done := make(chan struct{})
+	if !s.media.Post(func() { close(done) }) {
+		t.Fatal("Post refused once the session took work again")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session never ran the posted function")
+	}
+	if ran {
+		t.Error("the abandoned function ran")
+	}
+}

@@ -178,7 +178,10 @@ func (s *Session) handleMediaEvent(ev mediaEvent) { ev.fn(s) }
 
 // Post queues fn for the session loop (endpoint.Sink). It waits at most the command timeout for
 // room, so a leg's goroutine never hangs on a session that stopped taking work.
-func (m *mediaState) Post(fn func()) bool {
+func (m *mediaState) Post(fn func()) bool { return m.PostUnless(nil, fn) }
+
+// PostUnless is Post that gives up once cancel is closed (endpoint.PostCanceler).
+func (m *mediaState) PostUnless(cancel <-chan struct{}, fn func()) bool {
 	ev := mediaEvent{fn: func(*Session) { fn() }}
 	select {
 	case m.events <- ev:
@@ -193,6 +196,7 @@ func (m *mediaState) Post(fn func()) bool {
 	case m.events <- ev:
 		return true
 	case <-m.s.done:
+	case <-cancel:
 	case <-t.C:
 		m.s.mgr.log.Warn("session did not take an endpoint's report in time", "session_id", m.s.id)
 	}

@@ -104,6 +104,9 @@ type Endpoint struct {
 	closing bool
 	readers sync.WaitGroup
 	closed  bool
+	// closeCh is closed when Close starts: a state report waiting for room in the session's
+	// queue gives up then, rather than keep Close (on that session's loop) waiting for it.
+	closeCh chan struct{}
 }
 
 type sinkBox struct{ s endpoint.Sink }
@@ -132,6 +135,7 @@ func New(id uuid.UUID, dir endpoint.Direction, opts Options) (*Endpoint, error) 
 		opts:      opts,
 		conn:      conn,
 		recv:      rtpstats.NewReceiver(48000),
+		closeCh:   make(chan struct{}),
 	}
 	e.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{
 		Logger:  opts.LoggerFactory.NewLogger("ice-mux"),
@@ -482,6 +486,7 @@ func (e *Endpoint) Close() {
 	e.mu.Lock()
 	e.closing = true
 	e.mu.Unlock()
+	close(e.closeCh)
 	if e.pc != nil {
 		_ = e.pc.GracefulClose()
 	}
@@ -623,7 +628,14 @@ func (e *Endpoint) report() {
 	}
 	go func() {
 		defer e.readers.Done()
-		if !box.s.Post(func() { e.reporting.Store(false); e.applyICEState(box.s) }) {
+		fn := func() { e.reporting.Store(false); e.applyICEState(box.s) }
+		var posted bool
+		if pc, ok := box.s.(endpoint.PostCanceler); ok {
+			posted = pc.PostUnless(e.closeCh, fn)
+		} else {
+			posted = box.s.Post(fn)
+		}
+		if !posted {
 			e.reporting.Store(false)
 		}
 	}()
