@@ -67,9 +67,10 @@ func New(opts Options, mgr *session.Manager, m *metrics.Metrics, log *slog.Logge
 	ws.Config.WriteWait = opts.WriteWait
 	ws.Config.MessageBufferSize = writeWindow + 8
 	ws.Upgrader.HandshakeTimeout = 10 * time.Second
-	// Reads reuse the HTTP server's 4 KiB reader; write buffers come from a pool and are held
-	// only while a message is written, so an idle connection keeps no buffer of its own.
-	ws.Upgrader.ReadBufferSize = 0
+	// Reads go through a small buffer of the connection's own (net/http's 4 KiB reader is let
+	// go, see hijackTrimmer); write buffers come from a pool and are held only while a message
+	// is written, so an idle connection keeps no write buffer of its own.
+	ws.Upgrader.ReadBufferSize = controlReadBuffer
 	ws.Upgrader.WriteBufferSize = 0
 	ws.Upgrader.WriteBufferPool = &sync.Pool{}
 	// Clients are applications, not browsers running third-party pages: any origin may connect.
@@ -111,7 +112,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// Headers must not be set on w before the upgrade: melody passes w.Header() to the
 		// upgrader as the 101's extra headers. Failures set Connection: close in Upgrader.Error.
-		if err := s.ws.HandleRequest(w, r); err != nil {
+		ht := &hijackTrimmer{ResponseWriter: w}
+		if err := s.ws.HandleRequestWithKeys(ht, r, map[string]any{trimKey: ht}); err != nil {
 			if errors.Is(err, melody.ErrClosed) {
 				// Shutting down: nothing was written yet.
 				w.Header().Set("Connection", "close")
@@ -131,6 +133,9 @@ func (s *Server) Close() error { return s.ws.Close() }
 
 const connKey = "rtpbridge.conn"
 
+// trimKey holds the connection's hijackTrimmer until the connect handler has used it.
+const trimKey = "rtpbridge.trim"
+
 func connOf(ms *melody.Session) *conn {
 	v, ok := ms.Get(connKey)
 	if !ok {
@@ -140,6 +145,10 @@ func connOf(ms *melody.Session) *conn {
 }
 
 func (s *Server) onConnect(ms *melody.Session) {
+	if v, ok := ms.Get(trimKey); ok {
+		v.(*hijackTrimmer).trimHijacked()
+		ms.UnSet(trimKey)
+	}
 	c := newConn(s, ms)
 	ms.Set(connKey, c)
 	s.log.Debug("websocket connected", "remote", ms.RemoteAddr())
