@@ -3,6 +3,7 @@ package server_test
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/rtpbridge/rtpbridge/pkg/config"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/procstat"
@@ -70,6 +71,35 @@ func TestIdleEndpointBudget(t *testing.T) {
 	}
 	if g1-g0 > 2 { // a timer's short-lived goroutine may be running at either count
 		t.Errorf("%d idle endpoints started %d goroutines; endpoints must start none", endpoints, g1-g0)
+	}
+}
+
+// An idle session costs three goroutines on the server: net/http's connection goroutine (which
+// runs melody's reader), melody's writer and the session loop. The connection's request worker
+// runs only while there is a request or an event to write.
+func TestIdleSessionGoroutines(t *testing.T) {
+	const sessions = 200
+	srv := testserver.Start(t, func(c *config.Config) { c.MaxConnections = sessions + 10 }, server.Tuning{})
+	g0 := runtime.NumGoroutine()
+	for range sessions {
+		c := testserver.Dial(t, srv)
+		c.CreateSession()
+		c.MustCall("endpoint.create_offer", map[string]any{"type": "rtp"}, nil)
+		c.MustCall("endpoint.create_offer", map[string]any{"type": "rtp"}, nil)
+	}
+	// The test's own client has one reader goroutine per connection; workers that answered
+	// the last requests may take a moment to stop.
+	const want = 3 + 1
+	var g1 int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if g1 = runtime.NumGoroutine(); g1-g0 <= want*sessions+2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	per := float64(g1-g0) / sessions
+	t.Logf("%d idle sessions with two RTP legs each: %.2f goroutines per session, the test client's one included", sessions, per)
+	if g1-g0 > want*sessions+2 {
+		t.Errorf("%.2f goroutines per idle session (client's reader included), want at most %d", per, want)
 	}
 }
 
