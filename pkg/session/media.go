@@ -118,10 +118,10 @@ type route struct {
 // mediaState is the media half of a session: endpoints, routing and their timers. It is owned
 // by the session loop.
 type mediaState struct {
-	s       *Session
-	opts    *MediaOptions
-	events  chan mediaEvent
-	packets chan *queuedPacket
+	s      *Session
+	opts   *MediaOptions
+	events chan mediaEvent
+	queue  packetQueue // packets that waited for a busy session (PROTOCOL.md §28)
 	// backlog counts packets queued and not yet handled. Only the session's media worker adds
 	// to it; while it is not zero the worker queues every packet, so order is kept.
 	backlog atomic.Int64
@@ -162,7 +162,7 @@ func newMediaState(s *Session) *mediaState {
 		s:          s,
 		opts:       &s.mgr.opts.Media,
 		events:     make(chan mediaEvent, 16),
-		packets:    make(chan *queuedPacket, packetQueueSize),
+		queue:      newPacketQueue(),
 		worker:     s.mgr.opts.Media.Poller.Pick(),
 		clockShard: s.mgr.pickClockShard(),
 		clockSlot:  -1,
@@ -236,9 +236,7 @@ func (m *mediaState) Packet(ep endpoint.Leg, b []byte, src netip.AddrPort, at ti
 	q := queuedPackets.Get().(*queuedPacket)
 	q.from, q.rtcp, q.src, q.at, q.n = ep, rtcpSocket, src, at, copy(q.buf[:], b)
 	m.backlog.Add(1)
-	select {
-	case m.packets <- q:
-	default:
+	if !m.queue.push(q) {
 		m.backlog.Add(-1)
 		queuedPackets.Put(q)
 	}
@@ -259,21 +257,21 @@ func (m *mediaState) handleLocked(ep endpoint.Leg, b []byte, src netip.AddrPort,
 // queueBatch is how many queued packets the session loop handles per lock acquisition.
 const queueBatch = 16
 
-// handleQueued handles q and up to queueBatch-1 more queued packets on the session loop (under
-// the lock): one lock and one scratch loan for a burst instead of one per packet.
-func (m *mediaState) handleQueued(q *queuedPacket) {
-	for i := 0; ; i++ {
+// handleQueued handles up to queueBatch queued packets on the session loop (under the lock):
+// one lock and one scratch loan for a burst instead of one per packet. When more wait, the
+// loop is signalled to come back after its other work.
+func (m *mediaState) handleQueued() {
+	for range queueBatch {
+		q := m.queue.pop()
+		if q == nil {
+			return
+		}
 		m.handlePacket(q.from, q.buf[:q.n], q.src, q.at, q.rtcp)
 		m.backlog.Add(-1)
 		queuedPackets.Put(q)
-		if i == queueBatch-1 {
-			return
-		}
-		select {
-		case q = <-m.packets:
-		default:
-			return
-		}
+	}
+	if m.queue.pending() {
+		m.queue.signal()
 	}
 }
 

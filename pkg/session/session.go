@@ -291,8 +291,8 @@ func (s *Session) run() {
 			s.ending = true
 		case now := <-tick.C:
 			s.locked(func() { s.checkTimers(now) })
-		case q := <-s.media.packets:
-			s.locked(func() { s.media.handleQueued(q) })
+		case <-s.media.queue.ready:
+			s.locked(s.media.handleQueued)
 		case <-s.media.clockKick:
 			s.locked(s.media.clockKicked)
 		case <-s.media.statsC():

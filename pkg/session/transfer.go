@@ -272,13 +272,8 @@ func (s *Session) endpointTransfer(p *transferParams) (any, error) {
 // Called with the session's lock held, after a leg stopped delivering: the packets it had
 // already handed over are routed where they arrived, before it leaves.
 func (m *mediaState) drainQueued() {
-	for {
-		select {
-		case q := <-m.packets:
-			m.handleQueued(q)
-		default:
-			return
-		}
+	for m.queue.pending() {
+		m.handleQueued()
 	}
 }
 

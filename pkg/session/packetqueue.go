@@ -1,0 +1,77 @@
+package session
+
+import "sync"
+
+// packetQueue is a session's inbound packet queue (PROTOCOL.md §28: at most packetQueueSize
+// packets wait). Its ring is allocated when a packet first has to wait and grows as needed, so a
+// session whose packets never wait holds none of it; a channel of that capacity would be 2 KiB
+// for every session. Once allocated the ring is kept: a transcoding session queues every packet,
+// and must not allocate for them.
+type packetQueue struct {
+	mu    sync.Mutex
+	ring  []*queuedPacket // its length is a power of two, at most packetQueueSize
+	head  int
+	count int
+	ready chan struct{} // holds a signal while packets are queued; the session loop waits on it
+}
+
+// minPacketRing is the ring's first size.
+const minPacketRing = 8
+
+func newPacketQueue() packetQueue { return packetQueue{ready: make(chan struct{}, 1)} }
+
+// push queues p and signals the loop; false when packetQueueSize packets wait already.
+func (q *packetQueue) push(p *queuedPacket) bool {
+	q.mu.Lock()
+	if q.count == packetQueueSize {
+		q.mu.Unlock()
+		return false
+	}
+	if q.count == len(q.ring) {
+		q.grow()
+	}
+	q.ring[(q.head+q.count)&(len(q.ring)-1)] = p
+	q.count++
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// pop takes the oldest packet, nil when none waits.
+func (q *packetQueue) pop() *queuedPacket {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.count == 0 {
+		return nil
+	}
+	p := q.ring[q.head]
+	q.ring[q.head] = nil
+	q.head = (q.head + 1) & (len(q.ring) - 1)
+	q.count--
+	return p
+}
+
+// pending reports whether packets wait.
+func (q *packetQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count > 0
+}
+
+// signal wakes the loop (at most one signal is outstanding).
+func (q *packetQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// grow doubles the ring (q.mu held), keeping the packets in order.
+func (q *packetQueue) grow() {
+	n := max(minPacketRing, 2*len(q.ring))
+	ring := make([]*queuedPacket, n)
+	for i := range q.count {
+		ring[i] = q.ring[(q.head+i)&(len(q.ring)-1)]
+	}
+	q.ring, q.head = ring, 0
+}

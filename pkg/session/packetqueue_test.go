@@ -1,0 +1,66 @@
+package session
+
+import "testing"
+
+// The queue keeps order across growth and wrap-around, holds at most packetQueueSize packets,
+// allocates nothing until a packet has to wait and nothing once its ring has grown.
+func TestPacketQueue(t *testing.T) {
+	q := newPacketQueue()
+	if q.ring != nil || q.pop() != nil || q.pending() {
+		t.Fatal("a new queue holds a ring or packets")
+	}
+	var model []int // what the queue should hold, oldest first
+	pushed := 0
+	push := func() bool {
+		ok := q.push(&queuedPacket{n: pushed})
+		if ok {
+			model = append(model, pushed)
+		}
+		pushed++
+		return ok
+	}
+	pop := func() {
+		p := q.pop()
+		if len(model) == 0 {
+			if p != nil {
+				t.Fatalf("popped %d from an empty queue", p.n)
+			}
+			return
+		}
+		if p == nil || p.n != model[0] {
+			t.Fatalf("popped %v, want packet %d", p, model[0])
+		}
+		model = model[1:]
+	}
+	// Two pushes for every pop: the ring wraps while it grows, up to the bound.
+	for len(model) < packetQueueSize {
+		if !push() {
+			t.Fatalf("push refused with %d queued", len(model))
+		}
+		if pushed%2 == 0 {
+			pop()
+		}
+	}
+	if push() {
+		t.Fatalf("push accepted beyond %d queued", packetQueueSize)
+	}
+	if len(q.ring) != packetQueueSize {
+		t.Fatalf("ring of %d at the bound, want %d", len(q.ring), packetQueueSize)
+	}
+	for len(model) > 0 {
+		pop()
+	}
+	pop()
+	select {
+	case <-q.ready:
+	default:
+		t.Fatal("no signal after pushes")
+	}
+	p := &queuedPacket{}
+	if allocs := testing.AllocsPerRun(1000, func() {
+		q.push(p)
+		q.pop()
+	}); allocs != 0 {
+		t.Fatalf("push and pop allocate %.1f times once the ring exists", allocs)
+	}
+}
