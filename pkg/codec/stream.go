@@ -357,6 +357,12 @@ func (s *StreamEncoder) encodeDirect(dst [][]byte, pcm []int16) ([][]byte, error
 		return dst, err
 	}
 	fillPCMFrame(s.enc.frame, pcm)
+	return s.appendPayload(dst)
+}
+
+// appendPayload encodes the encoder's filled frame and appends the payload to dst, reusing
+// the buffer of dst's next element when there is one.
+func (s *StreamEncoder) appendPayload(dst [][]byte) ([][]byte, error) {
 	n := len(dst)
 	dst = grow(dst)
 	var err error
@@ -418,13 +424,8 @@ func (s *StreamEncoder) encodeFromFIFO(pad bool) error {
 		return fmt.Errorf("codec: reading a frame from the FIFO: %w", err)
 	}
 	s.queued -= got
-	n := len(s.out)
-	s.out = grow(s.out)
-	if s.out[n], err = s.enc.encodeFrame(s.out[n][:0]); err != nil {
-		s.out = s.out[:n]
-		return err
-	}
-	return nil
+	s.out, err = s.appendPayload(s.out)
+	return err
 }
 
 // Flush ends the stream: what the encoder still holds (the resampler's look-ahead, about

@@ -176,14 +176,12 @@ func (c *conn) kick() {
 // time (working).
 func (c *conn) work() {
 	for {
-		select {
-		case <-c.dead:
+		if c.isDead() {
 			// The connection is gone: no new worker may start (working stays set).
 			if s := c.bound.Swap(nil); s != nil && !s.Ended() {
 				s.Detach(c)
 			}
 			return
-		default:
 		}
 		select {
 		case frame := <-c.requests:
@@ -193,8 +191,6 @@ func (c *conn) work() {
 			c.mu.Lock()
 			c.flushEvents(false)
 			c.mu.Unlock()
-			continue
-		case <-c.dead:
 			continue
 		default:
 		}

@@ -3,31 +3,23 @@ package session
 import (
 	"io"
 	"log/slog"
-	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
 	"github.com/rtpbridge/rtpbridge/pkg/internal/rtppeer"
 	"github.com/rtpbridge/rtpbridge/pkg/mediaio"
-	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
 )
 
 // oneShardManager is a manager whose sessions all share one media worker and one clock shard.
 func oneShardManager(t *testing.T) *Manager {
 	t.Helper()
-	ip := netip.MustParseAddr("127.0.0.1")
-	ports, err := rtpnet.NewPortAllocator(ip, 42000, 42999)
-	if err != nil {
-		t.Fatal(err)
-	}
 	poller, err := mediaio.New(1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := testManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaIP: ip, RTPPortRange: [2]int{42000, 42999},
-		MaxSDPBytes: 64 << 10, TranscodeCacheSize: 8, OpusComplexity: 9, Poller: poller}})
-	t.Cleanup(func() { m.Close(); poller.Close() })
+	t.Cleanup(poller.Close) // after the manager's own cleanup: cleanups run last-in first-out
+	m := mediaTestManager(t, 42000, 42999, poller)
 	if len(m.clocks) != 1 {
 		t.Fatalf("%d clock shards for one media worker", len(m.clocks))
 	}

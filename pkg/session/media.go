@@ -262,17 +262,18 @@ const queueBatch = 16
 // loop is signalled to come back after its other work.
 func (m *mediaState) handleQueued() {
 	for range queueBatch {
-		q := m.queue.pop()
+		q, more := m.queue.pop()
 		if q == nil {
 			return
 		}
 		m.handlePacket(q.from, q.buf[:q.n], q.src, q.at, q.rtcp)
 		m.backlog.Add(-1)
 		queuedPackets.Put(q)
+		if !more {
+			return
+		}
 	}
-	if m.queue.pending() {
-		m.queue.signal()
-	}
+	m.queue.signal() // more wait: come back after the loop's other work
 }
 
 // statsC is the stats subscription's timer channel (nil when unsubscribed).

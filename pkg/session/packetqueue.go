@@ -37,18 +37,18 @@ func (q *packetQueue) push(p *queuedPacket) bool {
 	return true
 }
 
-// pop takes the oldest packet, nil when none waits.
-func (q *packetQueue) pop() *queuedPacket {
+// pop takes the oldest packet, nil when none waits, and reports whether more wait.
+func (q *packetQueue) pop() (p *queuedPacket, more bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.count == 0 {
-		return nil
+		return nil, false
 	}
-	p := q.ring[q.head]
+	p = q.ring[q.head]
 	q.ring[q.head] = nil
 	q.head = (q.head + 1) & (len(q.ring) - 1)
 	q.count--
-	return p
+	return p, q.count > 0
 }
 
 // pending reports whether packets wait.

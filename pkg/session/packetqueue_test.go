@@ -6,7 +6,7 @@ import "testing"
 // allocates nothing until a packet has to wait and nothing once its ring has grown.
 func TestPacketQueue(t *testing.T) {
 	q := newPacketQueue()
-	if q.ring != nil || q.pop() != nil || q.pending() {
+	if p, more := q.pop(); q.ring != nil || p != nil || more || q.pending() {
 		t.Fatal("a new queue holds a ring or packets")
 	}
 	var model []int // what the queue should hold, oldest first
@@ -20,10 +20,10 @@ func TestPacketQueue(t *testing.T) {
 		return ok
 	}
 	pop := func() {
-		p := q.pop()
+		p, more := q.pop()
 		if len(model) == 0 {
-			if p != nil {
-				t.Fatalf("popped %d from an empty queue", p.n)
+			if p != nil || more {
+				t.Fatalf("popped %v (more %v) from an empty queue", p, more)
 			}
 			return
 		}
@@ -31,6 +31,9 @@ func TestPacketQueue(t *testing.T) {
 			t.Fatalf("popped %v, want packet %d", p, model[0])
 		}
 		model = model[1:]
+		if more != (len(model) > 0) {
+			t.Fatalf("pop says more %v with %d left", more, len(model))
+		}
 	}
 	// Two pushes for every pop: the ring wraps while it grows, up to the bound.
 	for len(model) < packetQueueSize {

@@ -88,20 +88,26 @@ func (l *toneLeg) received() []int16 {
 	return append([]int16(nil), l.got...)
 }
 
-// mediaTestSession starts a manager with real media options on 127.0.0.1 and one session.
-func mediaTestSession(t *testing.T) *Session {
+// mediaTestManager starts a manager with real media options on 127.0.0.1, ports lo to hi and
+// in-band DTMF off (these tests count decoders, and "auto" gives every leg without
+// telephone-event a detector of its own, and so a decode); poller nil gives it its own.
+func mediaTestManager(t *testing.T, lo, hi int, poller *mediaio.Poller) *Manager {
 	t.Helper()
 	ip := netip.MustParseAddr("127.0.0.1")
-	ports, err := rtpnet.NewPortAllocator(ip, 41000, 41999)
+	ports, err := rtpnet.NewPortAllocator(ip, lo, hi)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// In-band DTMF off: these tests count decoders, and "auto" gives every leg without
-	// telephone-event a detector of its own (and so a decode).
-	m := testManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaIP: ip, RTPPortRange: [2]int{41000, 41999},
-		MaxSDPBytes: 64 << 10, TranscodeCacheSize: 8, OpusComplexity: 9}})
+	m := testManager(Options{InbandDTMF: "off", Media: MediaOptions{Ports: ports, MediaIP: ip, RTPPortRange: [2]int{lo, hi},
+		MaxSDPBytes: 64 << 10, TranscodeCacheSize: 8, OpusComplexity: 9, Poller: poller}})
 	t.Cleanup(m.Close)
-	s, err := m.Create(nil)
+	return m
+}
+
+// mediaTestSession starts a media test manager and one session.
+func mediaTestSession(t *testing.T) *Session {
+	t.Helper()
+	s, err := mediaTestManager(t, 41000, 41999, nil).Create(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
