@@ -115,8 +115,9 @@ type route struct {
 	mix  *mixer    // modeMix
 }
 
-// mediaState is the media half of a session: endpoints, routing and their timers. It is owned
-// by the session loop.
+// mediaState is the media half of a session: endpoints, routing and their timers. Whoever
+// holds the session's lock owns it: the session loop, a media worker routing a packet, or the
+// session's clock shard producing its frames.
 type mediaState struct {
 	s      *Session
 	opts   *MediaOptions
