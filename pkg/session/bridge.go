@@ -93,7 +93,15 @@ func (s *Session) sessionBridge(p *bridgeParams) (any, error) {
 }
 
 // addBridgeHalf adds one half of a bridge, limit permitting (§22: each half counts).
+//
+// A half whose partner has closed already (removed, or its session ended, while this half was
+// on its way) is refused: the partner's removePartner found nothing to remove and will not come
+// back. The check and the add run on this session's loop, where removePartner runs too, so a
+// partner that closes after the check finds this half in place and removes it.
 func (m *mediaState) addBridgeHalf(l *bridge.Leg) error {
+	if !l.Linked() {
+		return endpointError("Bridge partner endpoint was removed")
+	}
 	if m.full() {
 		return endpointError("Maximum endpoints per session reached")
 	}

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rtpbridge/rtpbridge/pkg/endpoint"
 	"github.com/rtpbridge/rtpbridge/pkg/endpoint/bridge"
 	"github.com/rtpbridge/rtpbridge/pkg/protocol"
 	"github.com/rtpbridge/rtpbridge/pkg/rtpnet"
@@ -133,5 +135,42 @@ func TestBridgeRace(t *testing.T) {
 	t.Logf("%d bridges made, %d endpoints removed; %d halves left, all paired", bridged, removed, halves)
 	if bridged < 20 {
 		t.Errorf("only %d bridges made: the test did not exercise bridging", bridged)
+	}
+}
+
+// TestBridgeHalfAfterPartnerWent: the race TestBridgeRace once caught, made deterministic. The
+// caller's half is removed while the target's half is still on its way; the partner's
+// removePartner finds nothing in the target then, so the target must refuse the late half
+// rather than keep it unpaired.
+func TestBridgeHalfAfterPartnerWent(t *testing.T) {
+	m := testManager(Options{CommandTimeout: time.Second, Media: MediaOptions{MaxEndpoints: 8}})
+	defer m.Close()
+	s, err := m.Create(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := m.Create(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bridge.NewPair(uuid.New(), uuid.New(), endpoint.SendRecv)
+	a.OnClose(func() { go removePartner(target, b) })
+	b.OnClose(func() { go removePartner(s, a) })
+	if _, err := s.Do("test.add", func(s *Session) (any, error) { return nil, s.media.addBridgeHalf(a) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(s, "endpoint.remove", map[string]any{"endpoint_id": a.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = target.Do("test.add", func(t *Session) (any, error) { return nil, t.media.addBridgeHalf(b) })
+	if code(err) != protocol.CodeEndpointError {
+		t.Fatalf("late half added: err %v, want %s", err, protocol.CodeEndpointError)
+	}
+	time.Sleep(50 * time.Millisecond) // removePartner's Post, had there been anything to remove
+	if ids := endpointIDs(target); len(ids) != 0 {
+		t.Fatalf("target holds %d endpoints, want none", len(ids))
+	}
+	if got := int(testutil.ToFloat64(m.metrics.EndpointsActive)); got != 0 {
+		t.Fatalf("active-endpoint gauge %d, want 0", got)
 	}
 }
