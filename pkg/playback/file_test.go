@@ -394,9 +394,15 @@ func TestSharedStreamAtSelectedRate(t *testing.T) {
 		for i := range files {
 			out[i] = make([]int16, 0, n*len(frame))
 		}
-		for tries := 0; len(out[len(files)-1]) < n*len(frame) && tries < 100*n; tries++ {
-			stalled := false
+		// A file may stall (decode-ahead buffer empty) while another, read a moment later, does
+		// not: each reads until it has n frames of its own.
+		for tries := 0; tries < 100*n; tries++ {
+			stalled, done := false, true
 			for i, f := range files {
+				if len(out[i]) >= n*len(frame) {
+					continue
+				}
+				done = false
 				r.mu.Lock()
 				ok := f.ReadFrame(frame, time.Now())
 				r.mu.Unlock()
@@ -405,6 +411,9 @@ func TestSharedStreamAtSelectedRate(t *testing.T) {
 				} else {
 					stalled = true
 				}
+			}
+			if done {
+				break
 			}
 			if stalled {
 				time.Sleep(time.Millisecond)
