@@ -20,7 +20,10 @@ const minPacketRing = 8
 
 func newPacketQueue() packetQueue { return packetQueue{ready: make(chan struct{}, 1)} }
 
-// push queues p and signals the loop; false when packetQueueSize packets wait already.
+// push queues p; false when packetQueueSize packets wait already. Only a push into an empty
+// queue signals the loop: while packets wait, a signal is outstanding or the loop is taking
+// them (handleQueued takes until pop says none are left, or signals again), so a transcoding
+// session, which queues every packet, pays no channel operation per packet.
 func (q *packetQueue) push(p *queuedPacket) bool {
 	q.mu.Lock()
 	if q.count == packetQueueSize {
@@ -32,8 +35,11 @@ func (q *packetQueue) push(p *queuedPacket) bool {
 	}
 	q.ring[(q.head+q.count)&(len(q.ring)-1)] = p
 	q.count++
+	wake := q.count == 1
 	q.mu.Unlock()
-	q.signal()
+	if wake {
+		q.signal()
+	}
 	return true
 }
 

@@ -59,6 +59,23 @@ func TestPacketQueue(t *testing.T) {
 	default:
 		t.Fatal("no signal after pushes")
 	}
+	// Only a push into an empty queue signals; the loop takes every waiting packet per signal.
+	q.push(&queuedPacket{})
+	q.push(&queuedPacket{})
+	select {
+	case <-q.ready:
+	default:
+		t.Fatal("no signal after a push into an empty queue")
+	}
+	q.push(&queuedPacket{})
+	select {
+	case <-q.ready:
+		t.Fatal("a push into a queue already waiting signalled again")
+	default:
+	}
+	for q.pending() {
+		q.pop()
+	}
 	p := &queuedPacket{}
 	if allocs := testing.AllocsPerRun(1000, func() {
 		q.push(p)
